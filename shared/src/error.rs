@@ -1,0 +1,99 @@
+//! The library's error type: one variant per upstream failure, each saying what to do.
+
+use std::time::Duration;
+
+/// Result alias used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the library can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting has a value that cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The database refused or failed a query.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// Applying the schema migrations failed.
+    #[error("could not apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// A value stored in the database cannot be read back as the domain type.
+    #[error("corrupt row in the database: {0}")]
+    CorruptRow(String),
+
+    /// A kline page from the price source is not in Binance's format.
+    #[error("malformed kline page from {source_name}: {detail}")]
+    MalformedPage {
+        /// Where the page came from.
+        source_name: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// A candle breaks an invariant (high below low, non-positive price, misaligned time, …).
+    #[error(
+        "invalid candle {symbol} {interval} opening {open_time}: {reason}; nothing of this page was written"
+    )]
+    InvalidCandle {
+        /// Trading pair.
+        symbol: String,
+        /// Kline interval.
+        interval: String,
+        /// Open time of the offending candle (RFC 3339).
+        open_time: String,
+        /// Which field or rule is broken.
+        reason: String,
+    },
+
+    /// Binance answered 418: this IP is banned for ignoring rate limits.
+    #[error(
+        "Binance banned this IP address (HTTP 418) for exceeding its rate limits{retry}; stop all collectors on this IP and wait before retrying",
+        retry = .retry_after.map(|d| format!(" for {}s", d.as_secs())).unwrap_or_default()
+    )]
+    Banned {
+        /// How long Binance said the ban lasts.
+        retry_after: Option<Duration>,
+    },
+
+    /// Binance answered with an error that retrying will not fix.
+    #[error("Binance rejected the request {url} with HTTP {status}: {body}")]
+    Rejected {
+        /// The request's URL (without secrets: market data needs none).
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Binance's error body (`{"code":…,"msg":…}`).
+        body: String,
+    },
+
+    /// A transient failure persisted past the retry budget.
+    #[error("gave up on {url} after {attempts} attempts over {elapsed_s:.1}s: {last_error}")]
+    RetriesExhausted {
+        /// The request's URL.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// Time spent retrying.
+        elapsed_s: f64,
+        /// The last failure seen.
+        last_error: String,
+    },
+
+    /// The run was cancelled (SIGTERM / Ctrl-C) between batches.
+    #[error("cancelled by a shutdown signal; every committed batch is kept")]
+    Cancelled,
+
+    /// Reading the bundled data or a local file failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Shorthand for a configuration error.
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::Config(message.into())
+    }
+}

@@ -1,0 +1,16 @@
+//! Pricecast's shared library: settings, domain types, the store over PostgreSQL and SQLite,
+//! the Binance client and the replay source, and the plumbing every job uses.
+
+pub mod binance;
+pub mod domain;
+pub mod error;
+pub mod features;
+pub mod kline;
+pub mod replay;
+pub mod runner;
+pub mod settings;
+pub mod source;
+pub mod store;
+pub mod telemetry;
+
+pub use error::{Error, Result};

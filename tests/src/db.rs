@@ -1,0 +1,98 @@
+//! Fresh databases for tests: a new PostgreSQL database per test on the server the test script
+//! started (or found), or a new SQLite file in a temporary folder.
+
+use pricecast_shared::store::{AccessMode, Store, StoreOptions};
+use pricecast_shared::{domain::Candle, domain::Symbol, replay};
+
+/// Where the test PostgreSQL server is; the test script exports it.
+pub const PG_URL_VARIABLE: &str = "PRICECAST_TEST_PG_URL";
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// Prefix of every database a test creates (the test script drops leftovers).
+pub const TEST_DB_PREFIX: &str = "pricecast_test_";
+
+/// A migrated database that belongs to one test.
+pub struct TestDb {
+    /// Read-write store, as jobs use it.
+    pub store: Store,
+    /// The database URL (for read-only stores and child processes).
+    pub url: String,
+    /// Keeps a SQLite file alive for the test's duration.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A new, migrated PostgreSQL database. Panics with the reason when the server is missing:
+    /// a test never skips silently.
+    pub async fn postgres() -> Self {
+        let admin_url = std::env::var(PG_URL_VARIABLE).unwrap_or_else(|_| DEFAULT_PG_URL.into());
+        let name = format!("{TEST_DB_PREFIX}{:016x}", rand::random::<u64>());
+        let admin = sqlx::PgPool::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL for tests is not reachable at {admin_url} ({e}); run tests/run.sh, which starts one")
+        });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        admin.close().await;
+        let mut url = url::Url::parse(&admin_url).expect("valid PostgreSQL URL");
+        url.set_path(&name);
+        Self::open(url.to_string(), None).await
+    }
+
+    /// A new, migrated SQLite database file.
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}/pricecast.db", dir.path().display());
+        Self::open(url, Some(dir)).await
+    }
+
+    async fn open(url: String, dir: Option<tempfile::TempDir>) -> Self {
+        let store = Store::connect(
+            &url,
+            StoreOptions {
+                mode: AccessMode::ReadWrite,
+                max_connections: 4,
+            },
+        )
+        .await
+        .expect("connect to the test database");
+        store.migrate().await.expect("migrate the test database");
+        Self {
+            store,
+            url,
+            _dir: dir,
+        }
+    }
+
+    /// Both backends, for tests that must hold on each.
+    pub async fn both() -> [Self; 2] {
+        [Self::postgres().await, Self::sqlite().await]
+    }
+
+    /// A read-only store on the same database, as the API opens it.
+    pub async fn read_only_store(&self) -> Store {
+        Store::connect(
+            &self.url,
+            StoreOptions {
+                mode: AccessMode::ReadOnly,
+                max_connections: 4,
+            },
+        )
+        .await
+        .expect("connect read-only")
+    }
+
+    /// Loads the newest `count` bundled candles of `symbol` straight into the store.
+    pub async fn load_bundled(&self, symbol: &str, count: usize) -> Vec<Candle> {
+        let symbol: Symbol = symbol.parse().expect("symbol");
+        let all = replay::bundled_candles(&symbol).expect("bundled history");
+        let candles = all[all.len().saturating_sub(count)..].to_vec();
+        for chunk in candles.chunks(1000) {
+            self.store
+                .upsert_candles(chunk)
+                .await
+                .expect("load candles");
+        }
+        candles
+    }
+}

@@ -1,0 +1,4 @@
+//! Test support for Pricecast: fresh databases and local fakes of the outside world
+//! (Binance's REST API), used by the end-to-end tests and the benchmarks.
+
+pub mod db;

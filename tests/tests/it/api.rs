@@ -1,0 +1,1 @@
+//! API tests: the real server on port 0 against a real database.

@@ -1,0 +1,1 @@
+//! Collect job tests: the fake Binance server into real PostgreSQL and SQLite.

@@ -1,0 +1,4 @@
+//! End-to-end tests against real PostgreSQL and SQLite (one test binary keeps link times down).
+
+mod api;
+mod collect;
