@@ -1,1 +1,68 @@
-//! x
+//! Pricecast's jobs. Each binary is a thin `main` over an `execute` function here, so tests run
+//! the same code: parse flags, connect, then run once or on a cron schedule under the job's lock.
+
+pub mod collect;
+pub mod status;
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use pricecast_shared::runner::{self, JobSummary};
+use pricecast_shared::settings::{DatabaseArgs, RunArgs};
+use pricecast_shared::store::{AccessMode, Store, StoreOptions};
+use pricecast_shared::telemetry::error_chain;
+use pricecast_shared::{Error, Result};
+use tokio_util::sync::CancellationToken;
+
+/// Connects read-write and, unless told not to, applies pending migrations.
+pub async fn connect(database: &DatabaseArgs, migrate: bool) -> Result<Store> {
+    let store = Store::connect(
+        database.database_url.expose(),
+        StoreOptions {
+            mode: AccessMode::ReadWrite,
+            max_connections: database.database_max_connections,
+        },
+    )
+    .await?;
+    if migrate {
+        store.migrate().await?;
+    }
+    Ok(store)
+}
+
+/// Runs `work` once, or on `run.cron` until shutdown, always under the job's lock.
+pub async fn run_job<F, Fut>(
+    job: &'static str,
+    store: Store,
+    run: &RunArgs,
+    cancel: CancellationToken,
+    work: F,
+) -> Result<()>
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<JobSummary>> + Send + 'static,
+{
+    match &run.cron {
+        None => runner::run_locked(&store, job, work).await.map(|_| ()),
+        Some(schedule) => {
+            runner::run_on_schedule(job, schedule, cancel, move || {
+                let store = store.clone();
+                let work = work.clone();
+                async move { runner::run_locked(&store, job, work).await }
+            })
+            .await
+        }
+    }
+}
+
+/// Logs a failure once and maps it to the exit code a CronJob understands:
+/// 0 success (or nothing to do), 2 bad configuration, 1 any other failure.
+pub fn exit(result: Result<()>) -> ExitCode {
+    if let Err(e) = &result {
+        if matches!(e, Error::Config(_)) {
+            eprintln!("error: {}", error_chain(e));
+        }
+        tracing::error!(error.message = %error_chain(e), "exiting with failure");
+    }
+    ExitCode::from(runner::exit_code(&result) as u8)
+}

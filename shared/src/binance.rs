@@ -236,21 +236,36 @@ impl BinanceClient {
     /// Waits for the next minute when the last answer said the weight budget is nearly spent.
     async fn respect_weight_budget(&self) {
         let used = self.used_weight.load(Ordering::Relaxed);
-        let threshold = (f64::from(self.config.weight_limit) * WEIGHT_SLOWDOWN_FRACTION) as u32;
-        if used < threshold {
+        let Some(wait) = weight_wait(
+            used,
+            self.config.weight_limit,
+            Utc::now().timestamp_millis(),
+        ) else {
             return;
-        }
-        let now_ms = Utc::now().timestamp_millis();
-        let wait_ms = 60_000 - now_ms.rem_euclid(60_000) + 50;
+        };
         tracing::warn!(
             used_weight = used,
             weight_limit = self.config.weight_limit,
-            wait_ms,
+            wait_ms = wait.as_millis() as u64,
             "Binance request weight nearly spent, waiting for the next minute"
         );
-        tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
+        tokio::time::sleep(wait).await;
         self.used_weight.store(0, Ordering::Relaxed);
     }
+}
+
+/// How long to wait before the next request, given the weight used in the current minute:
+/// nothing below [`WEIGHT_SLOWDOWN_FRACTION`] of the limit, else until the next minute starts
+/// (Binance's weight window is the calendar minute).
+pub fn weight_wait(used: u32, limit: u32, now_ms: i64) -> Option<Duration> {
+    let threshold = (f64::from(limit) * WEIGHT_SLOWDOWN_FRACTION) as u32;
+    if used < threshold {
+        return None;
+    }
+    /// Margin past the minute boundary, for clock skew with Binance.
+    const SKEW_MS: i64 = 50;
+    let wait_ms = 60_000 - now_ms.rem_euclid(60_000) + SKEW_MS;
+    Some(Duration::from_millis(wait_ms as u64))
 }
 
 fn describe_reqwest_error(e: &reqwest::Error) -> String {
@@ -270,4 +285,23 @@ fn describe_reqwest_error(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slows_down_only_near_the_weight_limit() {
+        assert_eq!(weight_wait(100, 6000, 0), None);
+        assert_eq!(weight_wait(4799, 6000, 0), None);
+        assert_eq!(
+            weight_wait(4800, 6000, 45_000),
+            Some(Duration::from_millis(15_050))
+        );
+        assert_eq!(
+            weight_wait(6000, 6000, 119_990),
+            Some(Duration::from_millis(60))
+        );
+    }
 }

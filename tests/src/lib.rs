@@ -2,3 +2,4 @@
 //! (Binance's REST API), used by the end-to-end tests and the benchmarks.
 
 pub mod db;
+pub mod fake_binance;

@@ -1,0 +1,402 @@
+//! A local stand-in for Binance's REST API: `GET /api/v3/klines` in Binance's exact JSON format
+//! (arrays, prices as strings with eight decimals), its rate-limit headers and error bodies, and
+//! switchable faults (429 with Retry-After, 418, 500, slow answers, malformed pages, invalid
+//! candles). It serves the bundled real hourly history, with its real 2023-03-24 gap, and any
+//! series a test adds.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use pricecast_shared::domain::{Candle, Interval, Symbol};
+use pricecast_shared::{kline, replay};
+use rust_decimal::Decimal;
+use salvo::conn::TcpListener;
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use salvo::server::ServerHandle;
+
+/// Binance's price and volume scale on the wire.
+const WIRE_SCALE: u32 = 8;
+/// Weight of one klines request with limit 1000 (Binance's documented cost).
+const KLINES_WEIGHT: u32 = 2;
+
+/// A fault applied to the next klines request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// No fault: answer normally (to target a later request).
+    Pass,
+    /// HTTP 429 with `Retry-After: secs`.
+    RateLimited {
+        /// Seconds in the Retry-After header.
+        retry_after_secs: u64,
+    },
+    /// HTTP 418: the IP is banned.
+    Banned,
+    /// HTTP 500.
+    ServerError,
+    /// Answers correctly after a delay.
+    Slow(Duration),
+    /// A body that is not a kline page.
+    Malformed,
+    /// A page whose candle at this index has high < low.
+    HighBelowLow(usize),
+    /// A page whose candle at this index has a zero close.
+    ZeroPrice(usize),
+    /// A page whose candle at this index is shifted off the interval grid by a second.
+    Misaligned(usize),
+    /// A page with the candle at this index repeated.
+    Duplicate(usize),
+    /// A page with the candles at this index and the next swapped.
+    OutOfOrder(usize),
+}
+
+/// One request the fake received.
+#[derive(Clone, Debug)]
+pub struct KlinesRequest {
+    /// `symbol` parameter.
+    pub symbol: String,
+    /// `interval` parameter.
+    pub interval: String,
+    /// `startTime` parameter.
+    pub start_time: Option<i64>,
+    /// `endTime` parameter.
+    pub end_time: Option<i64>,
+    /// `limit` parameter.
+    pub limit: usize,
+}
+
+#[derive(Default)]
+struct State {
+    series: Mutex<HashMap<(Symbol, Interval), Arc<Vec<Candle>>>>,
+    faults: Mutex<VecDeque<Fault>>,
+    requests: Mutex<Vec<KlinesRequest>>,
+    used_weight: AtomicU32,
+    served: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The running fake; stops when dropped.
+pub struct FakeBinance {
+    state: Arc<State>,
+    addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl FakeBinance {
+    /// Starts on a free loopback port, serving the bundled BTCUSDT and ETHUSDT hourly history.
+    pub async fn start() -> Self {
+        let state = Arc::new(State::default());
+        for name in replay::BUNDLED_SYMBOLS {
+            let symbol: Symbol = name.parse().expect("bundled symbol");
+            let candles = replay::bundled_candles(&symbol).expect("bundled history");
+            lock(&state.series).insert(
+                (symbol, replay::BUNDLED_INTERVAL),
+                Arc::new(candles.into_iter().map(as_exchange_candle).collect()),
+            );
+        }
+        let router = Router::new()
+            .push(Router::with_path("api/v3/klines").get(Klines {
+                state: state.clone(),
+            }))
+            .push(Router::with_path("api/v3/ping").get(Ping));
+        let acceptor = TcpListener::new("127.0.0.1:0")
+            .try_bind()
+            .await
+            .expect("bind the fake Binance server");
+        let addr = acceptor.local_addr().expect("local address");
+        let server = Server::new(acceptor);
+        let handle = server.handle();
+        tokio::spawn(server.serve(router));
+        Self {
+            state,
+            addr,
+            handle,
+        }
+    }
+
+    /// Base URL to give the collector (`BINANCE_BASE_URL`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Adds or replaces a series (candles oldest first, as an exchange would have them).
+    pub fn set_series(&self, candles: Vec<Candle>) {
+        let Some(first) = candles.first() else {
+            return;
+        };
+        let key = (first.symbol.clone(), first.interval);
+        lock(&self.state.series).insert(key, Arc::new(candles));
+    }
+
+    /// The series served for a symbol and interval.
+    pub fn series(&self, symbol: &str, interval: Interval) -> Vec<Candle> {
+        let symbol: Symbol = symbol.parse().expect("symbol");
+        lock(&self.state.series)
+            .get(&(symbol, interval))
+            .map(|c| c.as_ref().clone())
+            .unwrap_or_default()
+    }
+
+    /// Applies `fault` to the next request (faults queue up, one per request).
+    pub fn push_fault(&self, fault: Fault) {
+        lock(&self.state.faults).push_back(fault);
+    }
+
+    /// Sets the used weight reported in `X-MBX-USED-WEIGHT-1m`.
+    pub fn set_used_weight(&self, weight: u32) {
+        self.state.used_weight.store(weight, Ordering::Relaxed);
+    }
+
+    /// Every klines request received so far.
+    pub fn requests(&self) -> Vec<KlinesRequest> {
+        lock(&self.state.requests).clone()
+    }
+
+    /// Number of candles served so far.
+    pub fn candles_served(&self) -> u64 {
+        self.state.served.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FakeBinance {
+    fn drop(&mut self) {
+        self.handle.stop_forceful();
+    }
+}
+
+/// Gives a history that kept only OHLCV the fields Binance always sends, derived
+/// deterministically from the candle, and Binance's eight-decimal wire scale.
+pub fn as_exchange_candle(mut c: Candle) -> Candle {
+    let wire = |d: Decimal| {
+        let mut d = d;
+        d.rescale(WIRE_SCALE);
+        d
+    };
+    let quote = (c.volume * (c.open + c.close) / Decimal::TWO).round_dp(WIRE_SCALE);
+    c.quote_volume = Some(wire(c.quote_volume.unwrap_or(quote)));
+    c.trades = Some(c.trades.unwrap_or_else(|| {
+        let scaled = (c.volume * Decimal::TEN).trunc();
+        i64::try_from(scaled.mantissa()).unwrap_or(0)
+    }));
+    c.taker_buy_base =
+        Some(wire(c.taker_buy_base.unwrap_or_else(|| {
+            (c.volume / Decimal::TWO).round_dp(WIRE_SCALE)
+        })));
+    c.taker_buy_quote =
+        Some(wire(c.taker_buy_quote.unwrap_or_else(|| {
+            (quote / Decimal::TWO).round_dp(WIRE_SCALE)
+        })));
+    c.open = wire(c.open);
+    c.high = wire(c.high);
+    c.low = wire(c.low);
+    c.close = wire(c.close);
+    c.volume = wire(c.volume);
+    c.source = "binance".into();
+    c
+}
+
+struct Ping;
+
+#[async_trait]
+impl Handler for Ping {
+    async fn handle(&self, _: &mut Request, _: &mut Depot, res: &mut Response, _: &mut FlowCtrl) {
+        res.render(Text::Json("{}"));
+    }
+}
+
+struct Klines {
+    state: Arc<State>,
+}
+
+fn binance_error(res: &mut Response, status: StatusCode, code: i32, msg: &str) {
+    res.status_code(status);
+    res.render(Text::Json(format!(r#"{{"code":{code},"msg":"{msg}"}}"#)));
+}
+
+#[async_trait]
+impl Handler for Klines {
+    async fn handle(&self, req: &mut Request, _: &mut Depot, res: &mut Response, _: &mut FlowCtrl) {
+        let weight = self
+            .state
+            .used_weight
+            .fetch_add(KLINES_WEIGHT, Ordering::Relaxed)
+            + KLINES_WEIGHT;
+        res.headers_mut().insert(
+            "x-mbx-used-weight-1m",
+            weight.to_string().parse().expect("header value"),
+        );
+        let request = KlinesRequest {
+            symbol: req.query::<String>("symbol").unwrap_or_default(),
+            interval: req.query::<String>("interval").unwrap_or_default(),
+            start_time: req.query::<i64>("startTime"),
+            end_time: req.query::<i64>("endTime"),
+            limit: req.query::<usize>("limit").unwrap_or(500),
+        };
+        lock(&self.state.requests).push(request.clone());
+
+        let fault = lock(&self.state.faults).pop_front();
+        match &fault {
+            Some(Fault::RateLimited { retry_after_secs }) => {
+                res.headers_mut().insert(
+                    "retry-after",
+                    retry_after_secs.to_string().parse().expect("header value"),
+                );
+                return binance_error(
+                    res,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    -1003,
+                    "Too many requests; current limit of IP is 6000 request weight per 1 MINUTE.",
+                );
+            }
+            Some(Fault::Banned) => {
+                res.headers_mut()
+                    .insert("retry-after", "120".parse().expect("header value"));
+                return binance_error(
+                    res,
+                    StatusCode::IM_A_TEAPOT,
+                    -1003,
+                    "Way too many requests; IP banned until 1700000000000.",
+                );
+            }
+            Some(Fault::ServerError) => {
+                return binance_error(
+                    res,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    -1000,
+                    "An unknown error occurred while processing the request.",
+                );
+            }
+            Some(Fault::Slow(delay)) => tokio::time::sleep(*delay).await,
+            Some(Fault::Malformed) => {
+                res.render(Text::Json(r#"[[1499040000000,"0.0163","#));
+                return;
+            }
+            _ => {}
+        }
+
+        if request.limit == 0 || request.limit > 1000 {
+            return binance_error(
+                res,
+                StatusCode::BAD_REQUEST,
+                -1130,
+                "Data sent for parameter 'limit' is not valid.",
+            );
+        }
+        let Ok(interval) = request.interval.parse::<Interval>() else {
+            return binance_error(res, StatusCode::BAD_REQUEST, -1120, "Invalid interval.");
+        };
+        let series = request
+            .symbol
+            .parse::<Symbol>()
+            .ok()
+            .and_then(|symbol| lock(&self.state.series).get(&(symbol, interval)).cloned());
+        let Some(series) = series else {
+            return binance_error(res, StatusCode::BAD_REQUEST, -1121, "Invalid symbol.");
+        };
+        let mut page = select(&series, &request);
+        if let Some(fault) = fault {
+            corrupt(&mut page, &fault);
+        }
+        self.state
+            .served
+            .fetch_add(page.len() as u64, Ordering::Relaxed);
+        let body = kline::render_page(&page);
+        res.headers_mut().insert(
+            "content-type",
+            "application/json;charset=UTF-8"
+                .parse()
+                .expect("header value"),
+        );
+        res.body(body);
+    }
+}
+
+/// Binance's selection rules: `startTime`/`endTime` bound open times; without `startTime` the
+/// newest `limit` candles (up to `endTime`) are returned.
+fn select(series: &[Candle], request: &KlinesRequest) -> Vec<Candle> {
+    let end = request.end_time.unwrap_or(i64::MAX);
+    let upto = series.partition_point(|c| c.open_time.timestamp_millis() <= end);
+    let from = match request.start_time {
+        Some(start) => series[..upto].partition_point(|c| c.open_time.timestamp_millis() < start),
+        None => upto.saturating_sub(request.limit),
+    };
+    series[from..upto]
+        .iter()
+        .take(request.limit)
+        .cloned()
+        .collect()
+}
+
+fn corrupt(page: &mut Vec<Candle>, fault: &Fault) {
+    match *fault {
+        Fault::HighBelowLow(i) if i < page.len() => {
+            let c = &mut page[i];
+            std::mem::swap(&mut c.high, &mut c.low);
+            if c.high == c.low {
+                c.low += Decimal::ONE;
+            }
+        }
+        Fault::ZeroPrice(i) if i < page.len() => page[i].close = Decimal::ZERO,
+        Fault::Misaligned(i) if i < page.len() => {
+            page[i].open_time += chrono::Duration::seconds(1);
+        }
+        Fault::Duplicate(i) if i < page.len() => {
+            let copy = page[i].clone();
+            page.insert(i, copy);
+        }
+        Fault::OutOfOrder(i) if i + 1 < page.len() => page.swap(i, i + 1),
+        _ => {}
+    }
+}
+
+/// A synthetic series of `count` candles of `interval` ending before now, whose closes follow
+/// the real hourly returns of the bundled BTCUSDT history (cycled), for volume tests.
+pub fn synthetic_series(symbol: &str, interval: Interval, count: usize) -> Vec<Candle> {
+    let symbol: Symbol = symbol.parse().expect("symbol");
+    let btc: Symbol = "BTCUSDT".parse().expect("symbol");
+    let real = replay::bundled_candles(&btc).expect("bundled history");
+    let returns: Vec<Decimal> = real.windows(2).map(|w| w[1].close / w[0].close).collect();
+    let step = interval.duration_ms();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let first_open = interval.floor(now_ms) - step * (count as i64 + 1);
+    let mut close = real[0].close;
+    (0..count)
+        .map(|i| {
+            let open = close;
+            close = (open * returns[i % returns.len()])
+                .round_dp(2)
+                .max(Decimal::ONE);
+            let (high, low) = if open > close {
+                (open, close)
+            } else {
+                (close, open)
+            };
+            let open_ms = first_open + step * i as i64;
+            as_exchange_candle(Candle {
+                symbol: symbol.clone(),
+                interval,
+                open_time: chrono::DateTime::from_timestamp_millis(open_ms).expect("time"),
+                open,
+                high: high + Decimal::ONE,
+                low: (low - Decimal::ONE).max(Decimal::new(1, 2)),
+                close,
+                volume: real[i % real.len()].volume,
+                quote_volume: None,
+                trades: None,
+                taker_buy_base: None,
+                taker_buy_quote: None,
+                close_time: chrono::DateTime::from_timestamp_millis(open_ms + step - 1)
+                    .expect("time"),
+                source: "binance".into(),
+            })
+        })
+        .collect()
+}
