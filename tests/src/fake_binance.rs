@@ -68,9 +68,12 @@ pub struct KlinesRequest {
     pub limit: usize,
 }
 
+/// The candles served for each symbol and interval.
+type SeriesMap = HashMap<(Symbol, Interval), Arc<Vec<Candle>>>;
+
 #[derive(Default)]
 struct State {
-    series: Mutex<HashMap<(Symbol, Interval), Arc<Vec<Candle>>>>,
+    series: Mutex<SeriesMap>,
     faults: Mutex<VecDeque<Fault>>,
     requests: Mutex<Vec<KlinesRequest>>,
     used_weight: AtomicU32,
