@@ -1,1 +1,121 @@
-//! x
+//! Pricecast's read-only REST service: the seed app's endpoints (`/`, `/price/latest`,
+//! `/price/history`, `/price/stats`, `/health`) plus candles, job runs, Prometheus metrics and an
+//! OpenAPI document with Swagger UI, over the store connected read-only.
+//!
+//! Start it with [`start`] (binds, then serves in the background until a token is cancelled)
+//! or [`serve`]; build the in-process service for tests with [`service`].
+
+pub mod error;
+pub mod metrics;
+pub mod params;
+pub mod routes;
+pub mod settings;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use salvo::catch_panic::CatchPanic;
+use salvo::catcher::Catcher;
+use salvo::conn::TcpListener;
+use salvo::oapi::OpenApi;
+use salvo::oapi::swagger_ui::SwaggerUi;
+use salvo::prelude::*;
+use salvo::request_id::RequestId;
+use salvo::size_limiter::max_size;
+use salvo::timeout::Timeout;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use settings::ApiArgs;
+pub use state::AppState;
+
+use crate::metrics::{OPENAPI_ROUTE, RequestObserver};
+
+/// How long in-flight requests may finish after shutdown is requested.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Largest request body accepted (the API takes no bodies; this bounds abuse).
+const MAX_REQUEST_BODY: u64 = 64 * 1024;
+
+/// The routes, their middleware (state, panic catching, timeout, size limit) and the
+/// documentation routes (`/openapi.json`, `/docs`).
+pub fn router(state: AppState) -> Router {
+    let api = routes::api_router();
+    let doc = OpenApi::new("Pricecast API", env!("CARGO_PKG_VERSION")).merge_router(&api);
+    Router::new()
+        .hoop(affix_state::inject(state.clone()))
+        .hoop(CatchPanic::new())
+        .hoop(Timeout::new(state.request_timeout))
+        .hoop(max_size(MAX_REQUEST_BODY))
+        .push(api)
+        .push(doc.into_router(OPENAPI_ROUTE))
+        .push(SwaggerUi::new(OPENAPI_ROUTE).into_router("docs"))
+}
+
+/// The whole service: [`router`] plus request ids (`x-request-id`, kept when the client sends one), request logging and metrics
+/// for every request (unknown routes included) and JSON bodies for salvo's own errors.
+pub fn service(state: AppState) -> Service {
+    let observer = RequestObserver::new(state.metrics.clone());
+    Service::new(router(state))
+        .hoop(RequestId::new().overwrite(false))
+        .hoop(observer)
+        .catcher(Catcher::new(error::json_error_catcher))
+}
+
+/// A server running in the background.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// The address the server listens on (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Waits until the server has stopped (after the shutdown token is cancelled and in-flight
+    /// requests have finished, or [`SHUTDOWN_GRACE`] has passed).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Binds `addr` and serves in the background until `shutdown` is cancelled, then stops
+/// gracefully. Fails only when the address cannot be bound.
+pub async fn start(
+    state: AppState,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> std::io::Result<RunningServer> {
+    let acceptor = TcpListener::new(addr)
+        .try_bind()
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot listen on {addr}: {e}")))?;
+    let local_addr = acceptor.local_addr()?;
+    let server = Server::new(acceptor);
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        tracing::info!(
+            grace_s = SHUTDOWN_GRACE.as_secs(),
+            "stopping: finishing in-flight requests"
+        );
+        handle.stop_graceful(SHUTDOWN_GRACE);
+    });
+    let service = service(state);
+    tracing::info!(addr = %local_addr, "pricecast-api listening");
+    let task = tokio::spawn(server.try_serve(service));
+    Ok(RunningServer { local_addr, task })
+}
+
+/// [`start`], then waits until the server has stopped.
+pub async fn serve(
+    state: AppState,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    start(state, addr, shutdown).await?.wait().await
+}

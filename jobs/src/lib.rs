@@ -2,6 +2,8 @@
 //! the same code: parse flags, connect, then run once or on a cron schedule under the job's lock.
 
 pub mod collect;
+pub mod commands;
+pub mod demo;
 pub mod status;
 
 use std::future::Future;

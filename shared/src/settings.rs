@@ -11,7 +11,6 @@
 //! | `PRICECAST_SYMBOLS` | `--symbols` | `BTCUSDT` |
 //! | `PRICECAST_INTERVALS` | `--intervals` | `1m` |
 //! | `BINANCE_BASE_URL` | `--binance-base-url` | `https://data-api.binance.vision` |
-//! | `BINANCE_ARCHIVE_URL` | `--binance-archive-url` | `https://data.binance.vision` |
 //! | `BINANCE_REQUEST_TIMEOUT_SECS` | `--binance-request-timeout-secs` | 10 |
 //! | `BINANCE_RETRY_BUDGET_SECS` | `--binance-retry-budget-secs` | 120 |
 //! | `BINANCE_WEIGHT_LIMIT` | `--binance-weight-limit` | 6000 |
@@ -34,8 +33,6 @@ use crate::domain::{Interval, Symbol};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./pricecast-data/pricecast.db";
 /// Binance's public market-data-only REST host.
 pub const DEFAULT_BINANCE_BASE_URL: &str = "https://data-api.binance.vision";
-/// Binance's public bulk archive of zipped CSV klines.
-pub const DEFAULT_BINANCE_ARCHIVE_URL: &str = "https://data.binance.vision";
 
 /// Reads `.env` from the working directory when present; real environment variables win.
 pub fn load_dotenv() {
@@ -236,16 +233,6 @@ pub struct BinanceArgs {
         value_parser = parse_http_url("BINANCE_BASE_URL")
     )]
     pub binance_base_url: Url,
-
-    /// Base URL of Binance's bulk archive of zipped CSV klines, for long backfills.
-    #[arg(
-        long,
-        env = "BINANCE_ARCHIVE_URL",
-        value_name = "BINANCE_ARCHIVE_URL",
-        default_value = DEFAULT_BINANCE_ARCHIVE_URL,
-        value_parser = parse_http_url("BINANCE_ARCHIVE_URL")
-    )]
-    pub binance_archive_url: Url,
 
     /// Timeout of one Binance request, in seconds.
     #[arg(

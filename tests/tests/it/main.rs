@@ -1,4 +1,6 @@
 //! End-to-end tests against real PostgreSQL and SQLite (one test binary keeps link times down).
 
 mod api;
+mod binaries;
 mod collect;
+mod demo;

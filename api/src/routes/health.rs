@@ -1,0 +1,101 @@
+//! `GET /health`: whether the service and its database answer.
+
+use std::time::{Duration, Instant};
+
+use pricecast_shared::telemetry::error_chain;
+use salvo::http::StatusCode;
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::Serialize;
+
+use super::app_state;
+use crate::error::ApiError;
+
+/// Longest wait for the database to answer a ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Health of the service and its dependencies.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = HealthBody))]
+pub struct HealthBody {
+    /// `healthy` or `unhealthy`.
+    pub status: String,
+    /// Version of this build.
+    pub version: String,
+    /// Seconds since the service started.
+    pub uptime_s: u64,
+    /// Each dependency's state.
+    pub dependencies: Dependencies,
+}
+
+/// The dependencies `/health` checks.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = Dependencies))]
+pub struct Dependencies {
+    /// The database.
+    pub database: DependencyHealth,
+}
+
+/// One dependency's state.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = DependencyHealth))]
+pub struct DependencyHealth {
+    /// `up` or `down`.
+    pub status: String,
+    /// Which backend (`postgres`, `sqlite`).
+    pub backend: String,
+    /// How long the check took, when up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Pings the database; 200 when it answers, 503 when it does not. Failures are never cached:
+/// the next call tries again.
+#[endpoint(
+    tags("service"),
+    responses(
+        (status_code = 200, description = "Healthy", body = HealthBody),
+        (status_code = 503, description = "A dependency is down", body = HealthBody)
+    )
+)]
+pub async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
+    let state = app_state(depot)?;
+    let started = Instant::now();
+    let ping = tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let failure = match ping {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(error_chain(&e)),
+        Err(_) => Some(format!("no answer within {}s", PING_TIMEOUT.as_secs())),
+    };
+    if let Some(error) = &failure {
+        tracing::warn!(error.message = %error, "health check: database down");
+    }
+    let database = DependencyHealth {
+        status: if failure.is_none() { "up" } else { "down" }.into(),
+        backend: state.store.backend().into(),
+        latency_ms: failure.is_none().then_some(latency_ms),
+        error: failure.clone(),
+    };
+    let body = HealthBody {
+        status: if failure.is_none() {
+            "healthy"
+        } else {
+            "unhealthy"
+        }
+        .into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_s: state.started.elapsed().as_secs(),
+        dependencies: Dependencies { database },
+    };
+    res.status_code(if failure.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    });
+    res.render(Json(body));
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! The endpoints, one file per concern, and the table of routes they are served at.
+
+pub mod health;
+pub mod index;
+pub mod jobs;
+pub mod metrics;
+pub mod price;
+
+use salvo::prelude::*;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every API route (path, description), as served, documented and listed by `GET /`.
+pub const ENDPOINTS: [(&str, &str); 8] = [
+    ("/", "This list of endpoints"),
+    (
+        "/price/latest",
+        "Newest candle of a series: price (close), timestamp and OHLCV (?symbol=&interval=)",
+    ),
+    (
+        "/price/history",
+        "Closes of the last `hours` hours, newest first, with the seed features price_t-1..price_t-5 and ma_10 (?hours=24&limit=100&symbol=&interval=)",
+    ),
+    (
+        "/price/stats",
+        "Min, max, mean, standard deviation and change of the closes of the last `hours` hours (?hours=24&symbol=&interval=)",
+    ),
+    (
+        "/price/candles",
+        "OHLCV candles oldest first, by time range and page (?start=&end=&limit=500&offset=0&symbol=&interval=)",
+    ),
+    (
+        "/jobs",
+        "Most recent runs of the collection and pipeline jobs (?job=&limit=50)",
+    ),
+    (
+        "/health",
+        "Service and database health (503 when the database is down)",
+    ),
+    ("/metrics", "Prometheus metrics"),
+];
+
+/// Paths of [`ENDPOINTS`].
+pub const ROUTES: [&str; 8] = {
+    let mut routes = [""; 8];
+    let mut i = 0;
+    while i < ENDPOINTS.len() {
+        routes[i] = ENDPOINTS[i].0;
+        i += 1;
+    }
+    routes
+};
+
+/// The API's routes without middleware or documentation routes.
+pub fn api_router() -> Router {
+    Router::new()
+        .get(index::index)
+        .push(Router::with_path("price/latest").get(price::latest))
+        .push(Router::with_path("price/history").get(price::history))
+        .push(Router::with_path("price/stats").get(price::stats))
+        .push(Router::with_path("price/candles").get(price::candles))
+        .push(Router::with_path("jobs").get(jobs::job_runs))
+        .push(Router::with_path("health").get(health::health))
+        .push(Router::with_path("metrics").get(metrics::metrics))
+}
+
+/// The state injected by [`crate::router`].
+pub(crate) fn app_state(depot: &Depot) -> Result<&AppState, ApiError> {
+    depot
+        .get_typed::<AppState>()
+        .map_err(|_| ApiError::Internal("AppState is not injected into the depot".into()))
+}

@@ -1,0 +1,658 @@
+//! `/price/*`: the newest price, recent history with the seed features, window statistics and
+//! raw candles. Prices are exact decimals, written as JSON numbers with their stored digits.
+
+use chrono::{DateTime, Duration, Utc};
+use pricecast_shared::domain::{Candle, Interval, Symbol};
+use pricecast_shared::features::{SEED_HISTORY, SeedFeatures, seed_features};
+use pricecast_shared::store::CandleQuery;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use salvo::oapi::{ToParameters, ToSchema};
+use salvo::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::app_state;
+use crate::error::ApiError;
+use crate::params;
+use crate::state::AppState;
+
+/// Longest window, in hours (ten years).
+const MAX_HOURS: i64 = 87_600;
+/// Window when `hours` is absent, as in the seed app.
+const DEFAULT_HOURS: i64 = 24;
+/// Most rows of one history or candles page.
+const MAX_LIMIT: i64 = 5_000;
+/// History rows when `limit` is absent, as in the seed app.
+const DEFAULT_HISTORY_LIMIT: i64 = 100;
+/// Candles when `limit` is absent.
+const DEFAULT_CANDLES_LIMIT: i64 = 500;
+/// Largest `offset` accepted.
+const MAX_OFFSET: i64 = 1_000_000_000;
+/// Candles read per query while computing window statistics.
+const STATS_PAGE: i64 = 10_000;
+/// Decimal places of computed (not stored) values.
+const COMPUTED_SCALE: u32 = 8;
+
+/// Parameters naming a series.
+#[derive(Debug, Deserialize, ToParameters)]
+#[salvo(parameters(default_parameter_in = Query))]
+pub struct SeriesQuery {
+    /// Trading pair, such as BTCUSDT (lower case accepted; default BTCUSDT).
+    symbol: Option<String>,
+    /// Kline interval: 1s, 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d, 3d, 1w, 1M
+    /// (default: the finest interval stored for the symbol).
+    interval: Option<String>,
+}
+
+/// Parameters of `GET /price/history`.
+#[derive(Debug, Deserialize, ToParameters)]
+#[salvo(parameters(default_parameter_in = Query))]
+pub struct HistoryQuery {
+    /// Trading pair, such as BTCUSDT (lower case accepted; default BTCUSDT).
+    symbol: Option<String>,
+    /// Kline interval (default: the finest interval stored for the symbol).
+    interval: Option<String>,
+    /// Window: candles opened in the last `hours` hours, 1 to 87600 (default 24).
+    #[salvo(parameter(value_type = Option<i64>))]
+    hours: Option<String>,
+    /// Most rows returned, newest first, 1 to 5000 (default 100).
+    #[salvo(parameter(value_type = Option<i64>))]
+    limit: Option<String>,
+}
+
+/// Parameters of `GET /price/stats`.
+#[derive(Debug, Deserialize, ToParameters)]
+#[salvo(parameters(default_parameter_in = Query))]
+pub struct StatsQuery {
+    /// Trading pair, such as BTCUSDT (lower case accepted; default BTCUSDT).
+    symbol: Option<String>,
+    /// Kline interval (default: the finest interval stored for the symbol).
+    interval: Option<String>,
+    /// Window: candles opened in the last `hours` hours, 1 to 87600 (default 24).
+    #[salvo(parameter(value_type = Option<i64>))]
+    hours: Option<String>,
+}
+
+/// Parameters of `GET /price/candles`.
+#[derive(Debug, Deserialize, ToParameters)]
+#[salvo(parameters(default_parameter_in = Query))]
+pub struct CandlesQuery {
+    /// Trading pair, such as BTCUSDT (lower case accepted; default BTCUSDT).
+    symbol: Option<String>,
+    /// Kline interval (default: the finest interval stored for the symbol).
+    interval: Option<String>,
+    /// Earliest open time, inclusive: RFC 3339, a date or milliseconds since the epoch.
+    start: Option<String>,
+    /// Latest open time, inclusive: RFC 3339, a date or milliseconds since the epoch.
+    end: Option<String>,
+    /// Most candles returned, 1 to 5000 (default 500).
+    #[salvo(parameter(value_type = Option<i64>))]
+    limit: Option<String>,
+    /// Candles skipped, for paging (default 0; use `next_offset`).
+    #[salvo(parameter(value_type = Option<i64>))]
+    offset: Option<String>,
+}
+
+/// The newest candle of a series.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = LatestPrice))]
+pub struct LatestPrice {
+    /// Trading pair.
+    pub symbol: String,
+    /// Kline interval.
+    pub interval: String,
+    /// Close of the newest candle.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub price: Decimal,
+    /// Open time of the newest candle (RFC 3339).
+    pub timestamp: DateTime<Utc>,
+    /// Open time.
+    pub open_time: DateTime<Utc>,
+    /// Close time.
+    pub close_time: DateTime<Utc>,
+    /// Open price.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub open: Decimal,
+    /// High price.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub high: Decimal,
+    /// Low price.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub low: Decimal,
+    /// Close price.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub close: Decimal,
+    /// Base asset volume.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub volume: Decimal,
+    /// Where the candle came from (`binance`, `replay`).
+    pub source: String,
+}
+
+/// One history row: a close and the seed features at that candle.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = HistoryRow))]
+pub struct HistoryRow {
+    /// Open time of the candle.
+    pub timestamp: DateTime<Utc>,
+    /// Close.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub price: Decimal,
+    /// Close one candle earlier; null across a gap.
+    #[serde(
+        rename = "price_t-1",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    #[salvo(schema(value_type = Option<f64>))]
+    pub price_t1: Option<Decimal>,
+    /// Close two candles earlier.
+    #[serde(
+        rename = "price_t-2",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    #[salvo(schema(value_type = Option<f64>))]
+    pub price_t2: Option<Decimal>,
+    /// Close three candles earlier.
+    #[serde(
+        rename = "price_t-3",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    #[salvo(schema(value_type = Option<f64>))]
+    pub price_t3: Option<Decimal>,
+    /// Close four candles earlier.
+    #[serde(
+        rename = "price_t-4",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    #[salvo(schema(value_type = Option<f64>))]
+    pub price_t4: Option<Decimal>,
+    /// Close five candles earlier.
+    #[serde(
+        rename = "price_t-5",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    #[salvo(schema(value_type = Option<f64>))]
+    pub price_t5: Option<Decimal>,
+    /// Mean of the last ten closes, this one included; null without ten consecutive candles.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[salvo(schema(value_type = Option<f64>))]
+    pub ma_10: Option<Decimal>,
+}
+
+impl From<&SeedFeatures> for HistoryRow {
+    fn from(f: &SeedFeatures) -> Self {
+        let [price_t1, price_t2, price_t3, price_t4, price_t5] = f.lags;
+        Self {
+            timestamp: f.open_time,
+            price: f.price,
+            price_t1,
+            price_t2,
+            price_t3,
+            price_t4,
+            price_t5,
+            ma_10: f.ma_10,
+        }
+    }
+}
+
+/// Recent closes with features, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = HistoryBody))]
+pub struct HistoryBody {
+    /// Trading pair.
+    pub symbol: String,
+    /// Kline interval.
+    pub interval: String,
+    /// Window in hours.
+    pub hours: i64,
+    /// Rows returned.
+    pub count: usize,
+    /// The rows, newest first.
+    pub data: Vec<HistoryRow>,
+}
+
+/// Statistics of the closes in a window.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = StatsBody))]
+pub struct StatsBody {
+    /// Trading pair.
+    pub symbol: String,
+    /// Kline interval.
+    pub interval: String,
+    /// Window in hours.
+    pub hours: i64,
+    /// Candles in the window.
+    pub count: u64,
+    /// Open time of the oldest candle in the window.
+    pub from: DateTime<Utc>,
+    /// Open time of the newest candle in the window.
+    pub to: DateTime<Utc>,
+    /// Lowest close.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub min: Decimal,
+    /// Highest close.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub max: Decimal,
+    /// Mean close, rounded to 8 decimal places.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub mean: Decimal,
+    /// Sample standard deviation of the closes; null for a single candle.
+    pub std: Option<f64>,
+    /// Oldest close.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub first: Decimal,
+    /// Newest close.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub last: Decimal,
+    /// `last - first`.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub change: Decimal,
+    /// `change / first * 100`, rounded to 8 decimal places.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub change_pct: Decimal,
+}
+
+/// One stored candle with every field.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = CandleBody))]
+pub struct CandleBody {
+    /// Start of the candle.
+    pub open_time: DateTime<Utc>,
+    /// End of the candle (inclusive).
+    pub close_time: DateTime<Utc>,
+    /// Open price.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub open: Decimal,
+    /// High price.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub high: Decimal,
+    /// Low price.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub low: Decimal,
+    /// Close price.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub close: Decimal,
+    /// Base asset volume.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub volume: Decimal,
+    /// Quote asset volume, when known.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[salvo(schema(value_type = Option<f64>))]
+    pub quote_volume: Option<Decimal>,
+    /// Number of trades, when known.
+    pub trades: Option<i64>,
+    /// Taker buy base asset volume, when known.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[salvo(schema(value_type = Option<f64>))]
+    pub taker_buy_base: Option<Decimal>,
+    /// Taker buy quote asset volume, when known.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision_option")]
+    #[salvo(schema(value_type = Option<f64>))]
+    pub taker_buy_quote: Option<Decimal>,
+    /// Where the candle came from (`binance`, `replay`).
+    pub source: String,
+}
+
+impl From<Candle> for CandleBody {
+    fn from(c: Candle) -> Self {
+        Self {
+            open_time: c.open_time,
+            close_time: c.close_time,
+            open: c.open,
+            high: c.high,
+            low: c.low,
+            close: c.close,
+            volume: c.volume,
+            quote_volume: c.quote_volume,
+            trades: c.trades,
+            taker_buy_base: c.taker_buy_base,
+            taker_buy_quote: c.taker_buy_quote,
+            source: c.source,
+        }
+    }
+}
+
+/// A page of candles, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = CandlesBody))]
+pub struct CandlesBody {
+    /// Trading pair.
+    pub symbol: String,
+    /// Kline interval.
+    pub interval: String,
+    /// Candles returned.
+    pub count: usize,
+    /// The `limit` applied.
+    pub limit: i64,
+    /// The `offset` applied.
+    pub offset: i64,
+    /// The `offset` of the next page; null when this is the last one.
+    pub next_offset: Option<i64>,
+    /// The candles, oldest first.
+    pub candles: Vec<CandleBody>,
+}
+
+/// The series a request names: its symbol and (requested or default) interval.
+async fn series(
+    state: &AppState,
+    symbol: Option<&str>,
+    interval: Option<&str>,
+) -> Result<(Symbol, Interval), ApiError> {
+    let symbol = params::symbol(symbol)?;
+    let interval = params::interval(interval)?;
+    let interval = state.interval_or_default(&symbol, interval).await?;
+    Ok((symbol, interval))
+}
+
+fn nothing_stored(symbol: &Symbol, interval: Interval) -> ApiError {
+    ApiError::NotFound(format!(
+        "no {symbol} {interval} candles stored; collect them first (pricecast-collect --symbols {symbol} --intervals {interval})"
+    ))
+}
+
+/// 404 for an empty window, saying where the data is.
+async fn empty_window(
+    state: &AppState,
+    symbol: &Symbol,
+    interval: Interval,
+    hours: i64,
+    now: DateTime<Utc>,
+) -> ApiError {
+    match state.store.latest_candle(symbol, interval).await {
+        Ok(Some(newest)) => {
+            let age_s = (now - newest.open_time).num_seconds().max(0);
+            let hours_needed = (age_s + 3599) / 3600 + 1;
+            ApiError::NotFound(format!(
+                "no {symbol} {interval} candles in the last {hours} hours; the newest opened at {} (use hours={hours_needed} to reach it)",
+                newest.open_time.format("%Y-%m-%dT%H:%M:%SZ")
+            ))
+        }
+        Ok(None) => nothing_stored(symbol, interval),
+        Err(e) => e.into(),
+    }
+}
+
+/// The newest price of a series (the seed app's fields: price, timestamp, source).
+#[endpoint(tags("price"))]
+pub async fn latest(query: SeriesQuery, depot: &mut Depot) -> Result<Json<LatestPrice>, ApiError> {
+    let state = app_state(depot)?;
+    let (symbol, interval) =
+        series(state, query.symbol.as_deref(), query.interval.as_deref()).await?;
+    let candle = state
+        .store
+        .latest_candle(&symbol, interval)
+        .await?
+        .ok_or_else(|| nothing_stored(&symbol, interval))?;
+    Ok(Json(LatestPrice {
+        symbol: symbol.to_string(),
+        interval: interval.to_string(),
+        price: candle.close,
+        timestamp: candle.open_time,
+        open_time: candle.open_time,
+        close_time: candle.close_time,
+        open: candle.open,
+        high: candle.high,
+        low: candle.low,
+        close: candle.close,
+        volume: candle.volume,
+        source: candle.source,
+    }))
+}
+
+/// Closes of the last `hours` hours, newest first, with the seed features.
+///
+/// Features come from the shared feature definitions (the ones training uses); a lag or average
+/// that would reach across a gap in the candles is null.
+#[endpoint(tags("price"))]
+pub async fn history(
+    query: HistoryQuery,
+    depot: &mut Depot,
+) -> Result<Json<HistoryBody>, ApiError> {
+    let state = app_state(depot)?;
+    let hours = params::integer("hours", query.hours.as_deref(), DEFAULT_HOURS, 1, MAX_HOURS)?;
+    let limit = params::integer(
+        "limit",
+        query.limit.as_deref(),
+        DEFAULT_HISTORY_LIMIT,
+        1,
+        MAX_LIMIT,
+    )?;
+    let (symbol, interval) =
+        series(state, query.symbol.as_deref(), query.interval.as_deref()).await?;
+    let now = Utc::now();
+    let window_start = now - Duration::hours(hours);
+    // The window's newest `limit` candles and the history the oldest of them needs.
+    let mut recent = state
+        .store
+        .candles(&CandleQuery {
+            symbol: symbol.clone(),
+            interval,
+            from: None,
+            to: None,
+            limit: limit + SEED_HISTORY as i64,
+            offset: 0,
+            newest_first: true,
+        })
+        .await?;
+    let in_window = recent
+        .iter()
+        .take_while(|c| c.open_time >= window_start)
+        .count()
+        .min(usize::try_from(limit).unwrap_or(usize::MAX));
+    if in_window == 0 {
+        return Err(empty_window(state, &symbol, interval, hours, now).await);
+    }
+    recent.reverse();
+    let features = seed_features(&recent, interval);
+    let data: Vec<HistoryRow> = features
+        .iter()
+        .rev()
+        .take(in_window)
+        .map(HistoryRow::from)
+        .collect();
+    Ok(Json(HistoryBody {
+        symbol: symbol.to_string(),
+        interval: interval.to_string(),
+        hours,
+        count: data.len(),
+        data,
+    }))
+}
+
+/// Running statistics over closes, read oldest first.
+struct CloseStats {
+    count: u64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    first: Decimal,
+    last: Decimal,
+    min: Decimal,
+    max: Decimal,
+    sum: Decimal,
+    /// Welford's running mean and sum of squared deviations, for the standard deviation.
+    mean_f64: f64,
+    m2: f64,
+}
+
+impl CloseStats {
+    fn new(first: &Candle) -> Self {
+        Self {
+            count: 0,
+            from: first.open_time,
+            to: first.open_time,
+            first: first.close,
+            last: first.close,
+            min: first.close,
+            max: first.close,
+            sum: Decimal::ZERO,
+            mean_f64: 0.0,
+            m2: 0.0,
+        }
+    }
+
+    fn add(&mut self, candle: &Candle) -> Result<(), ApiError> {
+        let close = candle.close;
+        self.count += 1;
+        self.to = candle.open_time;
+        self.last = close;
+        self.min = self.min.min(close);
+        self.max = self.max.max(close);
+        self.sum = self
+            .sum
+            .checked_add(close)
+            .ok_or_else(|| ApiError::Internal("sum of closes overflows a decimal".into()))?;
+        let x = close.to_f64().unwrap_or(f64::NAN);
+        let delta = x - self.mean_f64;
+        self.mean_f64 += delta / self.count as f64;
+        self.m2 += delta * (x - self.mean_f64);
+        Ok(())
+    }
+
+    fn into_body(self, symbol: &Symbol, interval: Interval, hours: i64) -> StatsBody {
+        let mean = (self.sum / Decimal::from(self.count)).round_dp(COMPUTED_SCALE);
+        let std = (self.count > 1).then(|| (self.m2 / (self.count - 1) as f64).sqrt());
+        let change = self.last - self.first;
+        let change_pct = if self.first.is_zero() {
+            Decimal::ZERO
+        } else {
+            (change / self.first * Decimal::ONE_HUNDRED).round_dp(COMPUTED_SCALE)
+        };
+        StatsBody {
+            symbol: symbol.to_string(),
+            interval: interval.to_string(),
+            hours,
+            count: self.count,
+            from: self.from,
+            to: self.to,
+            min: self.min,
+            max: self.max,
+            mean,
+            std,
+            first: self.first,
+            last: self.last,
+            change,
+            change_pct,
+        }
+    }
+}
+
+/// Statistics of the closes of the last `hours` hours.
+#[endpoint(tags("price"))]
+pub async fn stats(query: StatsQuery, depot: &mut Depot) -> Result<Json<StatsBody>, ApiError> {
+    let state = app_state(depot)?;
+    let hours = params::integer("hours", query.hours.as_deref(), DEFAULT_HOURS, 1, MAX_HOURS)?;
+    let (symbol, interval) =
+        series(state, query.symbol.as_deref(), query.interval.as_deref()).await?;
+    let now = Utc::now();
+    let mut page_query = CandleQuery {
+        symbol: symbol.clone(),
+        interval,
+        from: Some(now - Duration::hours(hours)),
+        to: None,
+        limit: STATS_PAGE,
+        offset: 0,
+        newest_first: false,
+    };
+    let mut running: Option<CloseStats> = None;
+    loop {
+        let page = state.store.candles(&page_query).await?;
+        for candle in &page {
+            running
+                .get_or_insert_with(|| CloseStats::new(candle))
+                .add(candle)?;
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == STATS_PAGE => {
+                page_query.from = Some(last.open_time + Duration::milliseconds(1));
+            }
+            _ => break,
+        }
+    }
+    match running {
+        Some(window) => Ok(Json(window.into_body(&symbol, interval, hours))),
+        None => Err(empty_window(state, &symbol, interval, hours, now).await),
+    }
+}
+
+/// OHLCV candles, oldest first, by open-time range and page.
+#[endpoint(tags("price"))]
+pub async fn candles(
+    query: CandlesQuery,
+    depot: &mut Depot,
+) -> Result<Json<CandlesBody>, ApiError> {
+    let state = app_state(depot)?;
+    let start = params::time("start", query.start.as_deref())?;
+    let end = params::time("end", query.end.as_deref())?;
+    if let (Some(start), Some(end)) = (start, end)
+        && start > end
+    {
+        return Err(ApiError::BadRequest(format!(
+            "start ({}) is after end ({})",
+            start.to_rfc3339(),
+            end.to_rfc3339()
+        )));
+    }
+    let limit = params::integer(
+        "limit",
+        query.limit.as_deref(),
+        DEFAULT_CANDLES_LIMIT,
+        1,
+        MAX_LIMIT,
+    )?;
+    let offset = params::integer("offset", query.offset.as_deref(), 0, 0, MAX_OFFSET)?;
+    let (symbol, interval) =
+        series(state, query.symbol.as_deref(), query.interval.as_deref()).await?;
+    // One more than asked tells whether another page follows.
+    let mut rows = state
+        .store
+        .candles(&CandleQuery {
+            symbol: symbol.clone(),
+            interval,
+            from: start,
+            to: end,
+            limit: limit + 1,
+            offset,
+            newest_first: false,
+        })
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    if rows.is_empty()
+        && offset == 0
+        && state
+            .store
+            .last_open_time(&symbol, interval)
+            .await?
+            .is_none()
+    {
+        return Err(nothing_stored(&symbol, interval));
+    }
+    Ok(Json(CandlesBody {
+        symbol: symbol.to_string(),
+        interval: interval.to_string(),
+        count: rows.len(),
+        limit,
+        offset,
+        next_offset: more.then_some(offset + limit),
+        candles: rows.into_iter().map(CandleBody::from).collect(),
+    }))
+}

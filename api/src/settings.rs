@@ -1,0 +1,75 @@
+//! The API's settings: the shared database and log settings plus where to listen.
+//!
+//! | variable | flag | default |
+//! |---|---|---|
+//! | `DATABASE_URL`, `DATABASE_MAX_CONNECTIONS` | see `pricecast_shared::settings` | |
+//! | `PRICECAST_API_ADDR` | `--addr` | `127.0.0.1:8000` |
+//! | `PRICECAST_API_REQUEST_TIMEOUT_SECS` | `--request-timeout-secs` | 30 |
+//! | `PRICECAST_LOG_FORMAT`, `RUST_LOG` | `--log-format` | auto, `info` |
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pricecast_shared::settings::{DatabaseArgs, LogArgs};
+
+/// Everything `pricecast-api` is configured with.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ApiArgs {
+    /// Database connection (opened read-only).
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Address and port to listen on.
+    #[arg(
+        long = "addr",
+        env = "PRICECAST_API_ADDR",
+        value_name = "PRICECAST_API_ADDR",
+        default_value = "127.0.0.1:8000"
+    )]
+    pub addr: SocketAddr,
+
+    /// Longest time one request may take before it is answered with 503, in seconds.
+    #[arg(
+        long,
+        env = "PRICECAST_API_REQUEST_TIMEOUT_SECS",
+        value_name = "PRICECAST_API_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub request_timeout_secs: u64,
+
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl ApiArgs {
+    /// The request timeout as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        api: ApiArgs,
+    }
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let cli = Cli::try_parse_from(["pricecast-api"]).expect("defaults parse");
+        assert_eq!(cli.api.addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(cli.api.request_timeout(), Duration::from_secs(30));
+        let err = Cli::try_parse_from(["pricecast-api", "--addr", "nowhere"])
+            .err()
+            .expect("bad address is rejected")
+            .to_string();
+        assert!(err.contains("PRICECAST_API_ADDR"), "{err}");
+    }
+}

@@ -1,0 +1,41 @@
+//! `pricecast`: the demo, migrations and a status report.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pricecast_jobs::commands;
+use pricecast_jobs::demo::DemoArgs;
+use pricecast_shared::settings::{DatabaseArgs, LogArgs, load_dotenv};
+use pricecast_shared::telemetry;
+
+/// Pricecast: crypto prices from Binance into PostgreSQL, served by a read-only API.
+#[derive(Parser, Debug)]
+#[command(name = "pricecast", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay the bundled real BTCUSDT and ETHUSDT history into ./pricecast-data and start the API.
+    Demo(DemoArgs),
+    /// Apply pending database migrations.
+    Migrate(DatabaseArgs),
+    /// Show the last run of each job, the freshness of each series and its gaps.
+    Status(commands::StatusArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    load_dotenv();
+    let cli = Cli::parse();
+    telemetry::init(cli.log.log_format);
+    pricecast_jobs::exit(match cli.command {
+        Command::Demo(args) => commands::demo(args).await,
+        Command::Migrate(args) => commands::migrate(args).await,
+        Command::Status(args) => commands::status(args).await,
+    })
+}

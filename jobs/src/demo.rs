@@ -1,0 +1,155 @@
+//! `pricecast demo`: the bundled real history, replayed through the collect job into an embedded
+//! SQLite database, ready for the API. Needs no network and nothing installed.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use pricecast_shared::Result;
+use pricecast_shared::domain::Symbol;
+use pricecast_shared::replay::{BUNDLED_INTERVAL, BUNDLED_SYMBOLS, ReplaySource};
+use pricecast_shared::runner::{self, RunOutcome};
+use pricecast_shared::source::KlineSource;
+use pricecast_shared::store::{AccessMode, Store, StoreOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::collect::{self, CollectContext, CollectPlan};
+
+/// Connections for the demo's embedded database.
+const DEMO_CONNECTIONS: u32 = 4;
+
+/// Flags of `pricecast demo`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DemoArgs {
+    /// Folder for the demo's SQLite database (and, later, its lake and models).
+    #[arg(
+        long,
+        env = "PRICECAST_DEMO_DIR",
+        value_name = "PRICECAST_DEMO_DIR",
+        default_value = "./pricecast-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Address the API listens on.
+    #[arg(
+        long = "addr",
+        env = "PRICECAST_API_ADDR",
+        value_name = "PRICECAST_API_ADDR",
+        default_value = "127.0.0.1:8000"
+    )]
+    pub addr: std::net::SocketAddr,
+
+    /// Load the data and exit instead of starting the API.
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+/// The loaded demo database.
+#[derive(Clone, Debug)]
+pub struct DemoData {
+    /// `sqlite://…` URL of the demo database.
+    pub database_url: String,
+    /// Open time of the newest candle loaded.
+    pub newest_open_time: DateTime<Utc>,
+    /// What the collect run did.
+    pub detail: String,
+}
+
+/// The SQLite URL of the demo database inside `data_dir`.
+pub fn database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("pricecast.db").display())
+}
+
+/// Replays the bundled history through the collect job (gaps repaired, the exchange's own gap
+/// recorded) into the demo database. Idempotent: a second run changes nothing.
+pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData> {
+    let url = database_url(data_dir);
+    let store = Store::connect(
+        &url,
+        StoreOptions {
+            mode: AccessMode::ReadWrite,
+            max_connections: DEMO_CONNECTIONS,
+        },
+    )
+    .await?;
+    store.migrate().await?;
+    let replay = ReplaySource::bundled()?;
+    let symbols: Vec<Symbol> = BUNDLED_SYMBOLS
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let since = symbols
+        .iter()
+        .filter_map(|s| replay.first_open_ms(s))
+        .min()
+        .and_then(DateTime::from_timestamp_millis);
+    let newest = symbols
+        .iter()
+        .filter_map(|s| replay.last_open_ms(s))
+        .max()
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or_else(Utc::now);
+    let ctx = CollectContext {
+        store: store.clone(),
+        source: KlineSource::Replay(replay),
+        cancel,
+    };
+    let plan = CollectPlan {
+        symbols,
+        intervals: vec![BUNDLED_INTERVAL],
+        since,
+        check_gaps: true,
+        repair: true,
+    };
+    let outcome = runner::run_locked(&store, collect::JOB, || collect::run(&ctx, &plan)).await?;
+    let detail = match outcome {
+        RunOutcome::Completed(summary) => summary.detail,
+        RunOutcome::Skipped => "another collect run holds the demo database".to_owned(),
+    };
+    Ok(DemoData {
+        database_url: url,
+        newest_open_time: newest,
+        detail,
+    })
+}
+
+/// Hours to ask for so that a window counted back from now reaches the newest demo candle
+/// with a day of candles in it.
+pub fn hours_to_reach(newest: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    let behind = (now - newest).num_hours().max(0);
+    behind + 24
+}
+
+/// The curl examples printed once the API is up, all returning data from the demo database.
+pub fn examples(base: &str, data: &DemoData, now: DateTime<Utc>) -> Vec<String> {
+    let hours = hours_to_reach(data.newest_open_time, now);
+    let day_before =
+        (data.newest_open_time - chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ");
+    vec![
+        format!("curl {base}/"),
+        format!("curl {base}/price/latest"),
+        format!("curl '{base}/price/history?hours={hours}&limit=5'"),
+        format!("curl '{base}/price/stats?hours={hours}'"),
+        format!(
+            "curl '{base}/price/candles?symbol=ETHUSDT&interval=1h&start={day_before}&limit=3'"
+        ),
+        format!("curl {base}/jobs"),
+        format!("curl {base}/health"),
+        format!("curl {base}/metrics"),
+        format!("open {base}/docs   # interactive API docs (OpenAPI at {base}/openapi.json)"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_reach_back_past_the_newest_candle() {
+        let newest = DateTime::parse_from_rfc3339("2025-04-28T07:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let now = newest + chrono::Duration::hours(100);
+        assert_eq!(hours_to_reach(newest, now), 124);
+        assert_eq!(hours_to_reach(newest, newest), 24);
+    }
+}

@@ -1,0 +1,213 @@
+//! The job binaries as a CronJob runs them: exit codes, logs, locks and SIGTERM.
+//! (`tests/run.sh` builds the binaries before the tests.)
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pricecast_shared::store::JobStatus;
+use pricecast_tests::db::TestDb;
+use pricecast_tests::fake_binance::{FakeBinance, Fault};
+
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/it-<hash> → target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target folder")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins, as tests/run.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(binary(name));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run binary")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_variable_before_any_work() {
+    let cases = [
+        ("PRICECAST_SYMBOLS", "BTC-USD"),
+        ("PRICECAST_INTERVALS", "7m"),
+        ("DATABASE_URL", "mysql://localhost/prices"),
+        ("BINANCE_BASE_URL", "not a url"),
+        ("PRICECAST_CRON", "every minute"),
+    ];
+    for (variable, value) in cases {
+        let output = run("pricecast-collect", &[], &[(variable, value)]);
+        assert_eq!(output.status.code(), Some(2), "{variable}={value}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_binary_backfills_logs_json_and_records_its_run() {
+    let fake = FakeBinance::start().await;
+    let db = TestDb::postgres().await;
+    let base = fake.base_url();
+    let output = run(
+        "pricecast-collect",
+        &["--intervals", "1h", "--since", "2025-04-01"],
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("BINANCE_BASE_URL", &base),
+        ],
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    // Not a terminal: one JSON object per line.
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+        assert!(parsed.get("level").is_some(), "{line}");
+    }
+    assert!(stdout.contains("job succeeded"), "{stdout}");
+    let runs = db.store.job_runs(Some("collect"), 1).await.expect("runs");
+    assert_eq!(runs[0].status, JobStatus::Succeeded);
+    assert_eq!(runs[0].rows, 27 * 24 + 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_exits_0_when_another_holds_the_lock() {
+    let fake = FakeBinance::start().await;
+    let db = TestDb::postgres().await;
+    let held = db
+        .store
+        .try_lock_job("collect")
+        .await
+        .expect("lock")
+        .expect("free");
+    let base = fake.base_url();
+    let output = run(
+        "pricecast-collect",
+        &["--intervals", "1h", "--since", "2025-04-01"],
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("BINANCE_BASE_URL", &base),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert!(text(&output.stdout).contains("another run holds the lock"));
+    assert!(fake.requests().is_empty(), "the second run fetched data");
+    held.release().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_run_keeps_whole_batches_and_records_the_cancellation() {
+    let fake = FakeBinance::start().await;
+    let db = TestDb::postgres().await;
+    fake.push_fault(Fault::Pass);
+    fake.push_fault(Fault::Pass);
+    fake.push_fault(Fault::Slow(Duration::from_secs(20)));
+    let mut child = Command::new(binary("pricecast-collect"))
+        .args(["--intervals", "1h", "--since", "2022-04-29"])
+        .env("DATABASE_URL", &db.url)
+        .env("BINANCE_BASE_URL", fake.base_url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start collect");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.requests().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "collect never reached the slow page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("send SIGTERM");
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = child.wait().expect("collect exits");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "SIGTERM did not stop the job promptly"
+    );
+    assert_eq!(status.code(), Some(1), "a cancelled run is not a success");
+    let stored: i64 = db
+        .store
+        .series()
+        .await
+        .expect("series")
+        .iter()
+        .map(|s| s.candles)
+        .sum();
+    assert!(
+        stored > 0 && stored % 1000 == 0,
+        "only whole pages are kept, found {stored} rows"
+    );
+    let runs = db.store.job_runs(Some("collect"), 1).await.expect("runs");
+    assert_eq!(runs[0].status, JobStatus::Cancelled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pricecast_migrate_and_status_report_series_and_gaps() {
+    let fake = FakeBinance::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/status.db", dir.path().display());
+    let output = run("pricecast", &["migrate"], &[("DATABASE_URL", url.as_str())]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let base = fake.base_url();
+    let output = run(
+        "pricecast-collect",
+        &[
+            "--no-migrate",
+            "--intervals",
+            "1h",
+            "--since",
+            "2023-03-20",
+            "--check-gaps",
+        ],
+        &[("DATABASE_URL", url.as_str()), ("BINANCE_BASE_URL", &base)],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("2023-03-24T13:00:00+00:00"), "{stdout}");
+
+    let output = run("pricecast", &["status"], &[("DATABASE_URL", url.as_str())]);
+    let report = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert!(report.contains("collect"), "{report}");
+    assert!(report.contains("BTCUSDT"), "{report}");
+    assert!(
+        report.contains("gap 2023-03-24 13:00 .. 2023-03-24 13:00 (1 missing)"),
+        "{report}"
+    );
+
+    let output = run(
+        "pricecast",
+        &["status", "--json"],
+        &[("DATABASE_URL", url.as_str())],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(json["series"][0]["symbol"], "BTCUSDT");
+    assert_eq!(json["jobs"][0]["status"], "succeeded");
+}

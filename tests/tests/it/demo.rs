@@ -1,0 +1,80 @@
+//! `pricecast demo`: the bundled history through the collect job, and the API answering every
+//! example the demo prints.
+
+use chrono::Utc;
+use pricecast_api::AppState;
+use pricecast_jobs::demo;
+use pricecast_shared::store::{AccessMode, Store, StoreOptions};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn demo_loads_the_history_and_every_printed_example_returns_data() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = demo::load(dir.path(), CancellationToken::new())
+        .await
+        .expect("demo load");
+    assert!(
+        data.detail
+            .contains("BTCUSDT 1h: 26279 fetched, 26279 written"),
+        "{}",
+        data.detail
+    );
+    assert!(
+        data.detail.contains("0 gaps open, 1 known exchange gaps"),
+        "{}",
+        data.detail
+    );
+
+    let again = demo::load(dir.path(), CancellationToken::new())
+        .await
+        .expect("second demo load");
+    assert!(
+        again
+            .detail
+            .contains("BTCUSDT 1h: 26279 fetched, 0 written"),
+        "{}",
+        again.detail
+    );
+
+    let store = Store::connect(
+        &data.database_url,
+        StoreOptions {
+            mode: AccessMode::ReadOnly,
+            max_connections: 2,
+        },
+    )
+    .await
+    .expect("read-only store");
+    let shutdown = CancellationToken::new();
+    let server = pricecast_api::start(
+        AppState::new(store),
+        "127.0.0.1:0".parse().expect("addr"),
+        shutdown.clone(),
+    )
+    .await
+    .expect("start API");
+    let base = format!("http://{}", server.local_addr());
+    let client = reqwest::Client::new();
+    let examples = demo::examples(&base, &data, Utc::now());
+    let mut checked = 0;
+    for example in &examples {
+        let Some(url) = example.strip_prefix("curl ") else {
+            continue;
+        };
+        let url = url.trim().trim_matches('\'');
+        let response = client.get(url).send().await.expect("request");
+        let status = response.status();
+        let body = response.text().await.expect("body");
+        assert!(status.is_success(), "{example} answered {status}: {body}");
+        if url.contains("/price/history") || url.contains("/price/candles") {
+            assert!(
+                !body.contains("\"count\":0"),
+                "{example} returned no rows: {body}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 7, "only {checked} examples were checked");
+    shutdown.cancel();
+    server.wait().await.expect("server stops");
+}
