@@ -4,11 +4,19 @@
 # Starts what the tests need and fails loudly when it cannot:
 #   - PostgreSQL: uses the server on 127.0.0.1:5432 when it answers, else starts a throwaway
 #     cluster (initdb + pg_ctl) in a temporary folder, stopped again on exit.
+#   - An S3 server (moto's standalone server) on a free loopback port, with credential checks
+#     on, a test user and the test bucket; stopped on exit. moto, pyarrow and polars (the
+#     lake tests' independent readers) live in a cached virtualenv, reinstalled when the
+#     requirement list below changes.
+#   - unixODBC with the PostgreSQL ODBC driver (the sync tests' warehouse): checked, never
+#     installed here (.ci/run installs it).
 # Then: cargo fmt --check, cargo clippy -D warnings, cargo nextest run --workspace.
 #
 # Environment:
 #   CARGO_TARGET_DIR        build cache (default: $HOME/.cache/pricecast-target)
 #   PRICECAST_TEST_PG_URL   admin URL of a PostgreSQL server to use instead of probing
+#   PRICECAST_TEST_ODBC_DRIVER  ODBC driver of the warehouse tests (default: PostgreSQL Unicode)
+#   PRICECAST_VENV          Python virtualenv for moto, pyarrow, polars (default: $HOME/.cache/pricecast-venv)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -72,6 +80,59 @@ echo "using $PRICECAST_TEST_PG_URL ($(psql "$PRICECAST_TEST_PG_URL" -Atqc 'SHOW 
 psql "$PRICECAST_TEST_PG_URL" -Atqc \
   "SELECT 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ' WITH (FORCE);' FROM pg_database WHERE datname LIKE 'pricecast\_test\_%'" \
   | psql "$PRICECAST_TEST_PG_URL" -q >/dev/null
+
+# --- S3 server (moto) and the Python readers ----------------------------------------------
+PY_REQUIREMENTS="moto[server]==5.2.5 pyarrow==26.0.1 polars==2.1.0 kubernetes-validate==1.37.0 PyYAML==6.0.3"
+VENV="${PRICECAST_VENV:-$HOME/.cache/pricecast-venv}"
+say "Python tools: $PY_REQUIREMENTS"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.pricecast-requirements" 2>/dev/null)" != "$PY_REQUIREMENTS" ]; then
+  python3 -m venv "$VENV" || die "cannot create a Python virtualenv at $VENV (apt-get install python3-venv)"
+  # shellcheck disable=SC2086 # the list is word-split on purpose
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check $PY_REQUIREMENTS \
+    || die "cannot install $PY_REQUIREMENTS into $VENV"
+  echo "$PY_REQUIREMENTS" >"$VENV/.pricecast-requirements"
+fi
+echo "using $VENV"
+
+say "S3 server (moto)"
+s3_port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+s3_log=$(mktemp /tmp/pricecast-moto.XXXXXX)
+# Credentials are checked after the first 3 calls (the setup's IAM calls); parts may be small so
+# that tests exercise multipart uploads without writing 5 MiB parts.
+INITIAL_NO_AUTH_ACTION_COUNT=3 S3_UPLOAD_PART_MIN_SIZE=65536 \
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$s3_log" 2>&1 &
+s3_pid=$!
+cleanup_actions+=("kill $s3_pid 2>/dev/null; rm -f $s3_log")
+s3_up=false
+for _ in $(seq 1 150); do
+  kill -0 "$s3_pid" 2>/dev/null || { cat "$s3_log" >&2; die "moto_server exited at start"; }
+  if "$VENV/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $s3_port), 0.2)" 2>/dev/null; then
+    s3_up=true; break
+  fi
+  sleep 0.2
+done
+$s3_up || { cat "$s3_log" >&2; die "moto_server did not answer on 127.0.0.1:$s3_port within 30 s"; }
+export PRICECAST_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+export PRICECAST_TEST_S3_BUCKET="pricecast-test"
+s3_keys=$("$VENV/bin/python" tests/python/s3_setup.py "$PRICECAST_TEST_S3_ENDPOINT" "$PRICECAST_TEST_S3_BUCKET") \
+  || { cat "$s3_log" >&2; die "could not create the test user and bucket in moto"; }
+PRICECAST_TEST_S3_ACCESS_KEY_ID=$(printf '%s' "$s3_keys" | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["access_key_id"])')
+PRICECAST_TEST_S3_SECRET_ACCESS_KEY=$(printf '%s' "$s3_keys" | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["secret_access_key"])')
+export PRICECAST_TEST_S3_ACCESS_KEY_ID PRICECAST_TEST_S3_SECRET_ACCESS_KEY
+export PRICECAST_TEST_PYTHON="$VENV/bin/python"
+echo "using $PRICECAST_TEST_S3_ENDPOINT, bucket $PRICECAST_TEST_S3_BUCKET"
+
+# --- Warehouse: unixODBC + the PostgreSQL ODBC driver (stand-in for Databricks) ------------
+say "ODBC warehouse driver"
+command -v odbcinst >/dev/null 2>&1 \
+  || die "unixODBC is not installed (apt-get install unixodbc unixodbc-dev odbc-postgresql)"
+PRICECAST_TEST_ODBC_DRIVER="${PRICECAST_TEST_ODBC_DRIVER:-PostgreSQL Unicode}"
+odbcinst -q -d | grep -qxF "[$PRICECAST_TEST_ODBC_DRIVER]" \
+  || die "ODBC driver '$PRICECAST_TEST_ODBC_DRIVER' is not registered in $(odbcinst -j | sed -n 's/^DRIVERS\.*: //p') (apt-get install odbc-postgresql)"
+export PRICECAST_TEST_ODBC_DRIVER
+pg_major=$(psql "$PRICECAST_TEST_PG_URL" -Atqc 'SHOW server_version_num')
+[ "$pg_major" -ge 150000 ] || die "the sync tests need PostgreSQL 15 or later (MERGE); the server is $pg_major"
+echo "using ODBC driver '$PRICECAST_TEST_ODBC_DRIVER'; warehouse databases are created per test (pricecast_test_wh_*)"
 
 # --- Checks and tests ----------------------------------------------------------------------
 command -v cargo-nextest >/dev/null 2>&1 || die "cargo-nextest is not installed (cargo install cargo-nextest --locked)"

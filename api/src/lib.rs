@@ -41,7 +41,7 @@ const MAX_REQUEST_BODY: u64 = 64 * 1024;
 /// The routes, their middleware (state, panic catching, timeout, size limit) and the
 /// documentation routes (`/openapi.json`, `/docs`).
 pub fn router(state: AppState) -> Router {
-    let api = routes::api_router();
+    let api = routes::api_router(state.cache_ttl);
     let doc = OpenApi::new("Pricecast API", env!("CARGO_PKG_VERSION")).merge_router(&api);
     Router::new()
         .hoop(affix_state::inject(state.clone()))

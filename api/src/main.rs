@@ -28,7 +28,9 @@ async fn main() {
             std::process::exit(runner::exit_code(&Err(e)));
         }
     };
-    let state = AppState::new(store).with_request_timeout(cli.api.request_timeout());
+    let state = AppState::new(store)
+        .with_request_timeout(cli.api.request_timeout())
+        .with_cache_ttl(cli.api.cache_ttl());
     if let Err(e) = pricecast_api::serve(state, cli.api.addr, runner::shutdown_token()).await {
         tracing::error!(error.message = %e, "pricecast-api failed");
         std::process::exit(1);

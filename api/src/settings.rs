@@ -5,6 +5,7 @@
 //! | `DATABASE_URL`, `DATABASE_MAX_CONNECTIONS` | see `pricecast_shared::settings` | |
 //! | `PRICECAST_API_ADDR` | `--addr` | `127.0.0.1:8000` |
 //! | `PRICECAST_API_REQUEST_TIMEOUT_SECS` | `--request-timeout-secs` | 30 |
+//! | `PRICECAST_API_CACHE_TTL_MS` | `--cache-ttl-ms` | 1000 (0 disables) |
 //! | `PRICECAST_LOG_FORMAT`, `RUST_LOG` | `--log-format` | auto, `info` |
 
 use std::net::SocketAddr;
@@ -38,12 +39,27 @@ pub struct ApiArgs {
     )]
     pub request_timeout_secs: u64,
 
+    /// How long successful price responses are served from memory, in milliseconds (0: never).
+    #[arg(
+        long,
+        env = "PRICECAST_API_CACHE_TTL_MS",
+        value_name = "PRICECAST_API_CACHE_TTL_MS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(0..=3_600_000)
+    )]
+    pub cache_ttl_ms: u64,
+
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
 }
 
 impl ApiArgs {
+    /// The response cache lifetime as a duration.
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_millis(self.cache_ttl_ms)
+    }
+
     /// The request timeout as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)

@@ -12,6 +12,9 @@ use crate::metrics::ApiMetrics;
 
 /// How long the default interval of a symbol is remembered.
 const DEFAULT_INTERVAL_TTL: Duration = Duration::from_secs(30);
+/// Default for [`AppState::cache_ttl`]: candles close at most once a second, and a collect run
+/// is minutes apart, so a second of caching costs no freshness that matters.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Default for [`AppState::request_timeout`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -26,6 +29,8 @@ pub struct AppState {
     pub started: Instant,
     /// Longest time a request may take.
     pub request_timeout: Duration,
+    /// How long successful price responses are served from memory (zero: never).
+    pub cache_ttl: Duration,
     default_intervals: Arc<Mutex<HashMap<Symbol, (Interval, Instant)>>>,
 }
 
@@ -37,8 +42,16 @@ impl AppState {
             metrics: Arc::new(ApiMetrics::new()),
             started: Instant::now(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            cache_ttl: DEFAULT_CACHE_TTL,
             default_intervals: Arc::default(),
         }
+    }
+
+    /// Sets how long price responses are cached (zero disables the cache).
+    #[must_use]
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
     }
 
     /// Sets the request timeout.

@@ -57,6 +57,11 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     );
     let data = demo::load(&args.data_dir, cancel.clone()).await?;
     println!("Collected: {}", data.detail);
+    println!("Exported: {}", data.export_detail);
+    println!(
+        "Parquet lake: {} (read it with pyarrow, polars, DuckDB or Spark)",
+        data.lake_dir.display()
+    );
     if args.no_serve {
         return Ok(());
     }

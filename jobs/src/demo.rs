@@ -1,11 +1,13 @@
 //! `pricecast demo`: the bundled real history, replayed through the collect job into an embedded
-//! SQLite database, ready for the API. Needs no network and nothing installed.
+//! SQLite database and exported by the export job to a local Parquet lake, ready for the API.
+//! Needs no network and nothing installed.
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use pricecast_shared::Result;
 use pricecast_shared::domain::Symbol;
+use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
 use pricecast_shared::replay::{BUNDLED_INTERVAL, BUNDLED_SYMBOLS, ReplaySource};
 use pricecast_shared::runner::{self, RunOutcome};
 use pricecast_shared::source::KlineSource;
@@ -13,6 +15,7 @@ use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::collect::{self, CollectContext, CollectPlan};
+use crate::export::{self, ExportContext, ExportPlan, ExportRange};
 
 /// Connections for the demo's embedded database.
 const DEMO_CONNECTIONS: u32 = 4;
@@ -20,7 +23,7 @@ const DEMO_CONNECTIONS: u32 = 4;
 /// Flags of `pricecast demo`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DemoArgs {
-    /// Folder for the demo's SQLite database (and, later, its lake and models).
+    /// Folder for the demo's SQLite database and its Parquet lake (`lake/`).
     #[arg(
         long,
         env = "PRICECAST_DEMO_DIR",
@@ -52,6 +55,15 @@ pub struct DemoData {
     pub newest_open_time: DateTime<Utc>,
     /// What the collect run did.
     pub detail: String,
+    /// The local lake the candles were exported to.
+    pub lake_dir: PathBuf,
+    /// What the export run did.
+    pub export_detail: String,
+}
+
+/// The demo's lake folder inside `data_dir`.
+pub fn lake_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("lake")
 }
 
 /// The SQLite URL of the demo database inside `data_dir`.
@@ -94,7 +106,7 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         cancel,
     };
     let plan = CollectPlan {
-        symbols,
+        symbols: symbols.clone(),
         intervals: vec![BUNDLED_INTERVAL],
         since,
         check_gaps: true,
@@ -105,10 +117,34 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         RunOutcome::Completed(summary) => summary.detail,
         RunOutcome::Skipped => "another collect run holds the demo database".to_owned(),
     };
+
+    let lake_dir = lake_dir(data_dir);
+    let lake = Lake::open(&LakeArgs::for_url(LakeUrl::Local(lake_dir.clone()))).await?;
+    let export_ctx = ExportContext {
+        store: store.clone(),
+        lake,
+        cancel: ctx.cancel.clone(),
+    };
+    let export_plan = ExportPlan {
+        symbols,
+        intervals: vec![BUNDLED_INTERVAL],
+        range: ExportRange::Changed,
+        settle: export::WATERMARK_SETTLE,
+    };
+    let outcome = runner::run_locked(&store, export::JOB, || {
+        export::run(&export_ctx, &export_plan)
+    })
+    .await?;
+    let export_detail = match outcome {
+        RunOutcome::Completed(summary) => summary.detail,
+        RunOutcome::Skipped => "another export run holds the demo lake".to_owned(),
+    };
     Ok(DemoData {
         database_url: url,
         newest_open_time: newest,
         detail,
+        lake_dir,
+        export_detail,
     })
 }
 

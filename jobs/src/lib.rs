@@ -4,7 +4,9 @@
 pub mod collect;
 pub mod commands;
 pub mod demo;
+pub mod export;
 pub mod status;
+pub mod sync;
 
 use std::future::Future;
 use std::process::ExitCode;

@@ -309,6 +309,24 @@ pub struct Candle {
     pub source: String,
 }
 
+/// A close price at a candle's open time: all that price queries and the seed features need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PricePoint {
+    /// Open time of the candle.
+    pub open_time: DateTime<Utc>,
+    /// Close of the candle.
+    pub close: Decimal,
+}
+
+impl From<&Candle> for PricePoint {
+    fn from(c: &Candle) -> Self {
+        Self {
+            open_time: c.open_time,
+            close: c.close,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,6 +86,69 @@ pub enum Error {
     #[error("cancelled by a shutdown signal; every committed batch is kept")]
     Cancelled,
 
+    /// The lake (S3, MinIO, GCS, Azure or a local folder) refused or failed an operation.
+    #[error("lake {operation} failed: {source}")]
+    Lake {
+        /// What was being done, with the object's location.
+        operation: String,
+        /// The object store's error.
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// The lake cannot be used as configured (missing bucket, wrong endpoint, bad credentials).
+    #[error("lake {url} is not usable: {reason}")]
+    LakeUnavailable {
+        /// The lake URL (no secrets: credentials never appear in it).
+        url: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+
+    /// Encoding or decoding Parquet failed.
+    #[error("Parquet error: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    /// Building Arrow arrays failed.
+    #[error("Arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// A value cannot be written to the lake without changing it.
+    #[error("cannot export {column} = {value} of {series} opening {open_time}: {reason}")]
+    InexactValue {
+        /// `SYMBOL interval`.
+        series: String,
+        /// Open time of the candle (RFC 3339).
+        open_time: String,
+        /// The column.
+        column: &'static str,
+        /// The value as stored.
+        value: String,
+        /// Why it does not fit.
+        reason: String,
+    },
+
+    /// The warehouse (Databricks SQL or another ODBC data source) refused or failed an
+    /// operation. Never holds a password or token: connection strings are redacted.
+    #[error("warehouse {operation} failed: {message}")]
+    Warehouse {
+        /// What was being done, and where.
+        operation: String,
+        /// The driver's diagnostics.
+        message: String,
+    },
+
+    /// An existing warehouse table lacks columns the sync writes: schemas never drift silently.
+    #[error(
+        "warehouse table {table} has no column(s) {missing}; add them (ALTER TABLE … ADD COLUMN) or drop the table so sync recreates it"
+    )]
+    WarehouseSchema {
+        /// The table's qualified name.
+        table: String,
+        /// The missing columns, comma-separated.
+        missing: String,
+    },
+
     /// Reading the bundled data or a local file failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::domain::{Candle, Interval};
+use crate::domain::{Interval, PricePoint};
 
 /// Number of lagged closes in the seed feature set.
 pub const SEED_LAGS: usize = 5;
@@ -33,10 +33,10 @@ pub struct SeedFeatures {
     pub ma_10: Option<Decimal>,
 }
 
-/// Computes seed features for every candle of one series (oldest first).
+/// Computes seed features for every close of one series (oldest first).
 ///
 /// Rows near the start, or right after a gap, have `None` where history is missing.
-pub fn seed_features(candles: &[Candle], interval: Interval) -> Vec<SeedFeatures> {
+pub fn seed_features(candles: &[PricePoint], interval: Interval) -> Vec<SeedFeatures> {
     // run[i]: how many consecutive candles end at i (1 = no contiguous predecessor).
     let mut run = vec![0usize; candles.len()];
     for i in 0..candles.len() {
@@ -77,27 +77,12 @@ pub fn seed_features(candles: &[Candle], interval: Interval) -> Vec<SeedFeatures
 mod tests {
     use super::*;
 
-    fn series(closes: &[(i64, i64)]) -> Vec<Candle> {
+    fn series(closes: &[(i64, i64)]) -> Vec<PricePoint> {
         closes
             .iter()
-            .map(|&(hour, close)| {
-                let open_ms = hour * 3_600_000;
-                Candle {
-                    symbol: "BTCUSDT".parse().expect("symbol"),
-                    interval: Interval::H1,
-                    open_time: DateTime::from_timestamp_millis(open_ms).expect("time"),
-                    open: Decimal::from(close),
-                    high: Decimal::from(close),
-                    low: Decimal::from(close),
-                    close: Decimal::from(close),
-                    volume: Decimal::ONE,
-                    quote_volume: None,
-                    trades: None,
-                    taker_buy_base: None,
-                    taker_buy_quote: None,
-                    close_time: DateTime::from_timestamp_millis(open_ms + 3_599_999).expect("time"),
-                    source: "replay".into(),
-                }
+            .map(|&(hour, close)| PricePoint {
+                open_time: DateTime::from_timestamp_millis(hour * 3_600_000).expect("time"),
+                close: Decimal::from(close),
             })
             .collect()
     }

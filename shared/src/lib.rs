@@ -6,11 +6,13 @@ pub mod domain;
 pub mod error;
 pub mod features;
 pub mod kline;
+pub mod lake;
 pub mod replay;
 pub mod runner;
 pub mod settings;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+pub mod warehouse;
 
 pub use error::{Error, Result};

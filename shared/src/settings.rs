@@ -18,6 +18,13 @@
 //! | `PRICECAST_NO_MIGRATE` | `--no-migrate` | false |
 //! | `PRICECAST_LOG_FORMAT` | `--log-format` | `auto`: JSON unless stdout is a terminal |
 //! | `RUST_LOG` | | `info` |
+//!
+//! The lake's variables (`LAKE_URL`, `AWS_ENDPOINT_URL`, `MLFLOW_S3_ENDPOINT_URL`,
+//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`) are listed in [`crate::lake`].
+//! The warehouse's variables (`DATABRICKS_SERVER_HOSTNAME`, `DATABRICKS_HTTP_PATH`,
+//! `DATABRICKS_ACCESS_TOKEN`, `DATABRICKS_ODBC_DRIVER`, `SYNC_ODBC_CONNECTION_STRING`, `SYNC_DIALECT`,
+//! `SYNC_CATALOG`, `SYNC_SCHEMA`, `SYNC_BATCH_SIZE`) are listed in [`crate::warehouse::config`];
+//! `SYNC_MODE` is the sync job's own.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,5 +1,8 @@
 //! Test support for Pricecast: fresh databases and local fakes of the outside world
-//! (Binance's REST API), used by the end-to-end tests and the benchmarks.
+//! (Binance's REST API) and of the lake's S3 server, used by the end-to-end tests and the
+//! benchmarks.
 
 pub mod db;
 pub mod fake_binance;
+pub mod lake;
+pub mod warehouse;

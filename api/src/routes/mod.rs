@@ -6,6 +6,9 @@ pub mod jobs;
 pub mod metrics;
 pub mod price;
 
+use std::time::Duration;
+
+use salvo::cache::{Cache, MokaStore, RequestIssuer};
 use salvo::prelude::*;
 
 use crate::error::ApiError;
@@ -52,14 +55,29 @@ pub const ROUTES: [&str; 8] = {
     routes
 };
 
-/// The API's routes without middleware or documentation routes.
-pub fn api_router() -> Router {
+/// Most distinct price responses kept in the response cache.
+const CACHE_CAPACITY: u64 = 10_000;
+
+/// The API's routes without middleware or documentation routes. Successful price responses are
+/// cached in memory for `cache_ttl`, keyed by the full URI (zero disables the cache).
+pub fn api_router(cache_ttl: Duration) -> Router {
+    let mut price = Router::with_path("price")
+        .push(Router::with_path("latest").get(price::latest))
+        .push(Router::with_path("history").get(price::history))
+        .push(Router::with_path("stats").get(price::stats))
+        .push(Router::with_path("candles").get(price::candles));
+    if !cache_ttl.is_zero() {
+        price = price.hoop(Cache::new(
+            MokaStore::builder()
+                .time_to_live(cache_ttl)
+                .max_capacity(CACHE_CAPACITY)
+                .build(),
+            RequestIssuer::default(),
+        ));
+    }
     Router::new()
         .get(index::index)
-        .push(Router::with_path("price/latest").get(price::latest))
-        .push(Router::with_path("price/history").get(price::history))
-        .push(Router::with_path("price/stats").get(price::stats))
-        .push(Router::with_path("price/candles").get(price::candles))
+        .push(price)
         .push(Router::with_path("jobs").get(jobs::job_runs))
         .push(Router::with_path("health").get(health::health))
         .push(Router::with_path("metrics").get(metrics::metrics))

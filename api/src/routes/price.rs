@@ -2,7 +2,7 @@
 //! raw candles. Prices are exact decimals, written as JSON numbers with their stored digits.
 
 use chrono::{DateTime, Duration, Utc};
-use pricecast_shared::domain::{Candle, Interval, Symbol};
+use pricecast_shared::domain::{Candle, Interval, PricePoint, Symbol};
 use pricecast_shared::features::{SEED_HISTORY, SeedFeatures, seed_features};
 use pricecast_shared::store::CandleQuery;
 use rust_decimal::Decimal;
@@ -443,7 +443,7 @@ pub async fn history(
     // The window's newest `limit` candles and the history the oldest of them needs.
     let mut recent = state
         .store
-        .candles(&CandleQuery {
+        .closes(&CandleQuery {
             symbol: symbol.clone(),
             interval,
             from: None,
@@ -494,7 +494,7 @@ struct CloseStats {
 }
 
 impl CloseStats {
-    fn new(first: &Candle) -> Self {
+    fn new(first: &PricePoint) -> Self {
         Self {
             count: 0,
             from: first.open_time,
@@ -509,10 +509,10 @@ impl CloseStats {
         }
     }
 
-    fn add(&mut self, candle: &Candle) -> Result<(), ApiError> {
-        let close = candle.close;
+    fn add(&mut self, point: &PricePoint) -> Result<(), ApiError> {
+        let close = point.close;
         self.count += 1;
-        self.to = candle.open_time;
+        self.to = point.open_time;
         self.last = close;
         self.min = self.min.min(close);
         self.max = self.max.max(close);
@@ -574,11 +574,11 @@ pub async fn stats(query: StatsQuery, depot: &mut Depot) -> Result<Json<StatsBod
     };
     let mut running: Option<CloseStats> = None;
     loop {
-        let page = state.store.candles(&page_query).await?;
-        for candle in &page {
+        let page = state.store.closes(&page_query).await?;
+        for point in &page {
             running
-                .get_or_insert_with(|| CloseStats::new(candle))
-                .add(candle)?;
+                .get_or_insert_with(|| CloseStats::new(point))
+                .add(point)?;
         }
         match page.last() {
             Some(last) if page.len() as i64 == STATS_PAGE => {

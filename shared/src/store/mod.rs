@@ -8,10 +8,11 @@ mod sqlite;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::stream::BoxStream;
 use serde::Serialize;
 
-use crate::domain::{Candle, Interval, Symbol};
+use crate::domain::{Candle, Interval, PricePoint, Symbol};
 use crate::error::{Error, Result};
 
 pub use postgres::PgStore;
@@ -55,6 +56,37 @@ pub struct CandleQuery {
     pub offset: i64,
     /// Newest first instead of oldest first.
     pub newest_first: bool,
+}
+
+/// Which candles an export looks at: changed after a watermark, within open times, or both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeFilter {
+    /// Only candles ingested (inserted or changed) strictly after this time.
+    pub ingested_after: Option<DateTime<Utc>>,
+    /// Earliest open time, inclusive.
+    pub open_from: Option<DateTime<Utc>>,
+    /// Open times strictly before this.
+    pub open_before: Option<DateTime<Utc>>,
+}
+
+/// A UTC day of a series with candles matching a [`ChangeFilter`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChangedDay {
+    /// The UTC date of the candles' open times.
+    pub date: NaiveDate,
+    /// Matching candles that day.
+    pub rows: i64,
+    /// Newest `ingested_at` among them.
+    pub max_ingested_at: DateTime<Utc>,
+}
+
+/// A stored candle with the time it was last inserted or changed (its change marker).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangedCandle {
+    /// The candle.
+    pub candle: Candle,
+    /// When the row was last inserted or changed (`ingested_at`).
+    pub ingested_at: DateTime<Utc>,
 }
 
 /// A run of missing candles: every open time from `start` to `end` (inclusive) is absent.
@@ -244,6 +276,11 @@ impl Store {
         dispatch!(self, s => s.candles(query).await)
     }
 
+    /// Open times and closes matching a query: far cheaper than whole candles for price queries.
+    pub async fn closes(&self, query: &CandleQuery) -> Result<Vec<PricePoint>> {
+        dispatch!(self, s => s.closes(query).await)
+    }
+
     /// The newest candle of a series.
     pub async fn latest_candle(
         &self,
@@ -325,6 +362,66 @@ impl Store {
     /// The newest run of each job.
     pub async fn last_run_per_job(&self) -> Result<Vec<JobRun>> {
         dispatch!(self, s => s.last_run_per_job().await)
+    }
+
+    /// The position a job has reached in a series (the export's newest exported `ingested_at`).
+    pub async fn watermark(
+        &self,
+        job: &str,
+        symbol: &Symbol,
+        interval: Interval,
+    ) -> Result<Option<DateTime<Utc>>> {
+        dispatch!(self, s => s.watermark(job, symbol, interval).await)
+    }
+
+    /// Moves a job's position in a series.
+    pub async fn set_watermark(
+        &self,
+        job: &str,
+        symbol: &Symbol,
+        interval: Interval,
+        position: DateTime<Utc>,
+    ) -> Result<()> {
+        dispatch!(self, s => s.set_watermark(job, symbol, interval, position).await)
+    }
+
+    /// The UTC days of a series holding candles that match `filter`, oldest first.
+    pub async fn changed_days(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        filter: &ChangeFilter,
+    ) -> Result<Vec<ChangedDay>> {
+        dispatch!(self, s => s.changed_days(symbol, interval, filter).await)
+    }
+
+    /// The database's clock (the one `ingested_at` is stamped with; the client's for SQLite).
+    pub async fn database_now(&self) -> Result<DateTime<Utc>> {
+        dispatch!(self, s => s.database_now().await)
+    }
+
+    /// Streams the candles of a series with open times in `[from, before)`, oldest first,
+    /// without holding them all in memory.
+    pub fn stream_candles<'a>(
+        &'a self,
+        symbol: &'a Symbol,
+        interval: Interval,
+        from: DateTime<Utc>,
+        before: DateTime<Utc>,
+    ) -> BoxStream<'a, Result<Candle>> {
+        dispatch!(self, s => s.stream_candles(symbol, interval, from, before))
+    }
+
+    /// Streams the candles of a series ingested (inserted or changed) strictly after
+    /// `ingested_after` (all of them when `None`), oldest open time first, each with its
+    /// `ingested_at`, without holding them all in memory.
+    pub fn stream_changed_candles<'a>(
+        &'a self,
+        symbol: &'a Symbol,
+        interval: Interval,
+        ingested_after: Option<DateTime<Utc>>,
+    ) -> BoxStream<'a, Result<ChangedCandle>> {
+        dispatch!(self, s => s.stream_changed_candles(symbol, interval, ingested_after))
     }
 
     /// Tries to take the exclusive lock of a job; `None` when another run holds it.

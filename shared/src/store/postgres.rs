@@ -3,17 +3,19 @@
 use std::collections::HashSet;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use rust_decimal::Decimal;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row};
 
 use super::{
-    ACQUIRE_TIMEOUT, AccessMode, CandleQuery, Gap, JobLock, JobOutcome, JobRun, JobStatus,
-    SeriesSummary, StoreOptions, lock_key,
+    ACQUIRE_TIMEOUT, AccessMode, CandleQuery, ChangeFilter, ChangedCandle, ChangedDay, Gap,
+    JobLock, JobOutcome, JobRun, JobStatus, SeriesSummary, StoreOptions, lock_key,
 };
-use crate::domain::{Candle, Interval, Symbol};
+use crate::domain::{Candle, Interval, PricePoint, Symbol};
 use crate::error::{Error, Result};
 
 /// PostgreSQL store.
@@ -135,6 +137,29 @@ impl PgStore {
         rows.iter().map(candle_from_row).collect()
     }
 
+    pub(super) async fn closes(&self, q: &CandleQuery) -> Result<Vec<PricePoint>> {
+        let order = if q.newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT open_time, close FROM candles WHERE symbol = $1 AND interval = $2 \
+             AND ($3::timestamptz IS NULL OR open_time >= $3) \
+             AND ($4::timestamptz IS NULL OR open_time <= $4) \
+             ORDER BY open_time {order} LIMIT $5 OFFSET $6"
+        );
+        let rows: Vec<(DateTime<Utc>, Decimal)> = sqlx::query_as(&sql)
+            .bind(q.symbol.as_str())
+            .bind(q.interval.as_str())
+            .bind(q.from)
+            .bind(q.to)
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(open_time, close)| PricePoint { open_time, close })
+            .collect())
+    }
+
     pub(super) async fn series(&self) -> Result<Vec<SeriesSummary>> {
         let rows = sqlx::query(
             "SELECT symbol, interval, COUNT(*) AS candles, MIN(open_time) AS first, \
@@ -251,6 +276,132 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(job_run_from_row).collect()
+    }
+
+    pub(super) async fn watermark(
+        &self,
+        job: &str,
+        symbol: &Symbol,
+        interval: Interval,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let row: Option<(DateTime<Utc>,)> = sqlx::query_as(
+            "SELECT position FROM watermarks WHERE job = $1 AND symbol = $2 AND interval = $3",
+        )
+        .bind(job)
+        .bind(symbol.as_str())
+        .bind(interval.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    pub(super) async fn set_watermark(
+        &self,
+        job: &str,
+        symbol: &Symbol,
+        interval: Interval,
+        position: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO watermarks (job, symbol, interval, position) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (job, symbol, interval) \
+             DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+        )
+        .bind(job)
+        .bind(symbol.as_str())
+        .bind(interval.as_str())
+        .bind(position)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(symbol = %symbol, interval = %interval))]
+    pub(super) async fn changed_days(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        filter: &ChangeFilter,
+    ) -> Result<Vec<ChangedDay>> {
+        let rows: Vec<(NaiveDate, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT (open_time AT TIME ZONE 'UTC')::date AS day, COUNT(*), MAX(ingested_at) \
+             FROM candles WHERE symbol = $1 AND interval = $2 \
+             AND ($3::timestamptz IS NULL OR ingested_at > $3) \
+             AND ($4::timestamptz IS NULL OR open_time >= $4) \
+             AND ($5::timestamptz IS NULL OR open_time < $5) \
+             GROUP BY day ORDER BY day",
+        )
+        .bind(symbol.as_str())
+        .bind(interval.as_str())
+        .bind(filter.ingested_after)
+        .bind(filter.open_from)
+        .bind(filter.open_before)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(date, rows, max_ingested_at)| ChangedDay {
+                date,
+                rows,
+                max_ingested_at,
+            })
+            .collect())
+    }
+
+    pub(super) async fn database_now(&self) -> Result<DateTime<Utc>> {
+        let (now,): (DateTime<Utc>,) = sqlx::query_as("SELECT now()").fetch_one(&self.pool).await?;
+        Ok(now)
+    }
+
+    pub(super) fn stream_candles<'a>(
+        &'a self,
+        symbol: &'a Symbol,
+        interval: Interval,
+        from: DateTime<Utc>,
+        before: DateTime<Utc>,
+    ) -> BoxStream<'a, Result<Candle>> {
+        sqlx::query(
+            "SELECT symbol, interval, open_time, open, high, low, close, volume, quote_volume, \
+             trades, taker_buy_base, taker_buy_quote, close_time, source FROM candles \
+             WHERE symbol = $1 AND interval = $2 AND open_time >= $3 AND open_time < $4 \
+             ORDER BY open_time",
+        )
+        .bind(symbol.as_str())
+        .bind(interval.as_str())
+        .bind(from)
+        .bind(before)
+        .fetch(&self.pool)
+        .map_err(Error::from)
+        .and_then(|row| std::future::ready(candle_from_row(&row)))
+        .boxed()
+    }
+
+    pub(super) fn stream_changed_candles<'a>(
+        &'a self,
+        symbol: &'a Symbol,
+        interval: Interval,
+        ingested_after: Option<DateTime<Utc>>,
+    ) -> BoxStream<'a, Result<ChangedCandle>> {
+        sqlx::query(
+            "SELECT symbol, interval, open_time, open, high, low, close, volume, quote_volume, \
+             trades, taker_buy_base, taker_buy_quote, close_time, source, ingested_at \
+             FROM candles WHERE symbol = $1 AND interval = $2 \
+             AND ($3::timestamptz IS NULL OR ingested_at > $3) ORDER BY open_time",
+        )
+        .bind(symbol.as_str())
+        .bind(interval.as_str())
+        .bind(ingested_after)
+        .fetch(&self.pool)
+        .map_err(Error::from)
+        .and_then(|row| {
+            std::future::ready(candle_from_row(&row).and_then(|candle| {
+                Ok(ChangedCandle {
+                    candle,
+                    ingested_at: row.try_get("ingested_at")?,
+                })
+            }))
+        })
+        .boxed()
     }
 
     pub(super) async fn try_lock_job(&self, job: &str) -> Result<Option<JobLock>> {

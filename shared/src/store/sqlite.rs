@@ -7,6 +7,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use rust_decimal::Decimal;
 use sqlx::Row;
 use sqlx::sqlite::{
@@ -15,10 +17,10 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    ACQUIRE_TIMEOUT, AccessMode, CandleQuery, Gap, JobLock, JobOutcome, JobRun, JobStatus,
-    SeriesSummary, StoreOptions,
+    ACQUIRE_TIMEOUT, AccessMode, CandleQuery, ChangeFilter, ChangedCandle, ChangedDay, Gap,
+    JobLock, JobOutcome, JobRun, JobStatus, SeriesSummary, StoreOptions,
 };
-use crate::domain::{Candle, Interval, Symbol};
+use crate::domain::{Candle, Interval, PricePoint, Symbol};
 use crate::error::{Error, Result};
 
 /// How long a writer waits for another connection's write lock before failing.
@@ -168,6 +170,34 @@ impl SqliteStore {
         rows.iter().map(candle_from_row).collect()
     }
 
+    pub(super) async fn closes(&self, q: &CandleQuery) -> Result<Vec<PricePoint>> {
+        let order = if q.newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT open_time, close FROM candles WHERE symbol = ?1 AND interval = ?2 \
+             AND (?3 IS NULL OR open_time >= ?3) AND (?4 IS NULL OR open_time <= ?4) \
+             ORDER BY open_time {order} LIMIT ?5 OFFSET ?6"
+        );
+        let rows: Vec<(i64, String)> = sqlx::query_as(&sql)
+            .bind(q.symbol.as_str())
+            .bind(q.interval.as_str())
+            .bind(q.from.map(|t| t.timestamp_millis()))
+            .bind(q.to.map(|t| t.timestamp_millis()))
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(open_ms, close)| {
+                Ok(PricePoint {
+                    open_time: millis(open_ms)?,
+                    close: Decimal::from_str(&close).map_err(|e| {
+                        Error::CorruptRow(format!("close {close:?} is not a decimal: {e}"))
+                    })?,
+                })
+            })
+            .collect()
+    }
+
     pub(super) async fn series(&self) -> Result<Vec<SeriesSummary>> {
         let rows = sqlx::query(
             "SELECT symbol, interval, COUNT(*) AS candles, MIN(open_time) AS first, \
@@ -289,6 +319,133 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(job_run_from_row).collect()
+    }
+
+    pub(super) async fn watermark(
+        &self,
+        job: &str,
+        symbol: &Symbol,
+        interval: Interval,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT position FROM watermarks WHERE job = ?1 AND symbol = ?2 AND interval = ?3",
+        )
+        .bind(job)
+        .bind(symbol.as_str())
+        .bind(interval.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| millis(r.0)).transpose()
+    }
+
+    pub(super) async fn set_watermark(
+        &self,
+        job: &str,
+        symbol: &Symbol,
+        interval: Interval,
+        position: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO watermarks (job, symbol, interval, position, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (job, symbol, interval) \
+             DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+        )
+        .bind(job)
+        .bind(symbol.as_str())
+        .bind(interval.as_str())
+        .bind(position.timestamp_millis())
+        .bind(Utc::now().timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(symbol = %symbol, interval = %interval))]
+    pub(super) async fn changed_days(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        filter: &ChangeFilter,
+    ) -> Result<Vec<ChangedDay>> {
+        let ms = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_millis());
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT open_time / 86400000 AS day, COUNT(*), MAX(ingested_at) FROM candles \
+             WHERE symbol = ?1 AND interval = ?2 AND (?3 IS NULL OR ingested_at > ?3) \
+             AND (?4 IS NULL OR open_time >= ?4) AND (?5 IS NULL OR open_time < ?5) \
+             GROUP BY day ORDER BY day",
+        )
+        .bind(symbol.as_str())
+        .bind(interval.as_str())
+        .bind(ms(filter.ingested_after))
+        .bind(ms(filter.open_from))
+        .bind(ms(filter.open_before))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(day, rows, max_ingested_at)| {
+                Ok(ChangedDay {
+                    date: millis(day * 86_400_000)?.date_naive(),
+                    rows,
+                    max_ingested_at: millis(max_ingested_at)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn database_now(&self) -> Result<DateTime<Utc>> {
+        // Rows are stamped with the client's clock; so is the answer.
+        Ok(Utc::now())
+    }
+
+    pub(super) fn stream_candles<'a>(
+        &'a self,
+        symbol: &'a Symbol,
+        interval: Interval,
+        from: DateTime<Utc>,
+        before: DateTime<Utc>,
+    ) -> BoxStream<'a, Result<Candle>> {
+        sqlx::query(
+            "SELECT symbol, interval, open_time, open, high, low, close, volume, quote_volume, \
+             trades, taker_buy_base, taker_buy_quote, close_time, source FROM candles \
+             WHERE symbol = ?1 AND interval = ?2 AND open_time >= ?3 AND open_time < ?4 \
+             ORDER BY open_time",
+        )
+        .bind(symbol.as_str())
+        .bind(interval.as_str())
+        .bind(from.timestamp_millis())
+        .bind(before.timestamp_millis())
+        .fetch(&self.pool)
+        .map_err(Error::from)
+        .and_then(|row| std::future::ready(candle_from_row(&row)))
+        .boxed()
+    }
+
+    pub(super) fn stream_changed_candles<'a>(
+        &'a self,
+        symbol: &'a Symbol,
+        interval: Interval,
+        ingested_after: Option<DateTime<Utc>>,
+    ) -> BoxStream<'a, Result<ChangedCandle>> {
+        sqlx::query(
+            "SELECT symbol, interval, open_time, open, high, low, close, volume, quote_volume, \
+             trades, taker_buy_base, taker_buy_quote, close_time, source, ingested_at \
+             FROM candles WHERE symbol = ?1 AND interval = ?2 \
+             AND (?3 IS NULL OR ingested_at > ?3) ORDER BY open_time",
+        )
+        .bind(symbol.as_str())
+        .bind(interval.as_str())
+        .bind(ingested_after.map(|t| t.timestamp_millis()))
+        .fetch(&self.pool)
+        .map_err(Error::from)
+        .and_then(|row| {
+            std::future::ready(candle_from_row(&row).and_then(|candle| {
+                Ok(ChangedCandle {
+                    candle,
+                    ingested_at: millis(row.try_get("ingested_at")?)?,
+                })
+            }))
+        })
+        .boxed()
     }
 
     /// SQLite has no advisory locks; an OS lock on a file beside the database does the same job

@@ -6,7 +6,14 @@
 //! target/release/pricecast-bench collect-bundled
 //! target/release/pricecast-bench collect-synthetic --candles 1000000
 //! target/release/pricecast-bench api --seconds 15 --connections 64
+//! target/release/pricecast-bench export-synthetic --candles 1000000 --lake s3
+//! target/release/pricecast-bench export-synthetic --candles 1000000 --lake file
+//! target/release/pricecast-bench parquet-encode --candles 1000000
+//! target/release/pricecast-bench sync-synthetic --candles 1000000
 //! ```
+//!
+//! The lake scenarios use the Python virtualenv tests/run.sh creates (moto for the S3 server,
+//! pyarrow for the reference encoder), `$HOME/.cache/pricecast-venv` unless `PRICECAST_VENV`.
 //!
 //! Peak memory comes from `/usr/bin/time -f %M` (maximum resident set size of the child);
 //! HTTP load from `wrk --latency`.
@@ -43,7 +50,31 @@ enum Scenario {
         #[arg(long, default_value_t = 1_000_000)]
         candles: usize,
     },
-    /// Load the release `pricecast-api` with wrk.
+    /// Export a synthetic 1m series from PostgreSQL to the lake with the release
+    /// `pricecast-export` (S3: a local moto server).
+    ExportSynthetic {
+        /// Candles in the series.
+        #[arg(long, default_value_t = 1_000_000)]
+        candles: usize,
+        /// `s3` (local moto server) or `file` (a temporary folder).
+        #[arg(long, default_value = "s3")]
+        lake: String,
+    },
+    /// Time the Parquet encoding alone (same rows, schema and zstd level) against pyarrow's
+    /// `pq.write_table`, in the same run.
+    ParquetEncode {
+        /// Rows encoded.
+        #[arg(long, default_value_t = 1_000_000)]
+        candles: usize,
+    },
+    /// Sync a synthetic 1m series from PostgreSQL into a fresh warehouse database over ODBC
+    /// (unixODBC + the PostgreSQL ODBC driver) with the release `pricecast-sync`.
+    SyncSynthetic {
+        /// Candles in the series.
+        #[arg(long, default_value_t = 1_000_000)]
+        candles: usize,
+    },
+    /// Load the release `pricecast-api` with wrk, with its response cache on (the default) and off.
     Api {
         /// Seconds of load per endpoint.
         #[arg(long, default_value_t = 15)]
@@ -64,6 +95,9 @@ async fn main() -> Result<()> {
             seconds,
             connections,
         } => api(seconds, connections).await,
+        Scenario::ExportSynthetic { candles, lake } => export_synthetic(candles, &lake).await,
+        Scenario::ParquetEncode { candles } => parquet_encode(candles),
+        Scenario::SyncSynthetic { candles } => sync_synthetic(candles).await,
     }
 }
 
@@ -210,6 +244,180 @@ async fn collect_synthetic(candles: usize) -> Result<()> {
     Ok(())
 }
 
+/// The virtualenv with moto and pyarrow that tests/run.sh maintains.
+fn venv_bin(name: &str) -> Result<PathBuf> {
+    let venv = std::env::var("PRICECAST_VENV")
+        .map(PathBuf::from)
+        .or_else(|_| {
+            std::env::var("HOME").map(|home| PathBuf::from(home).join(".cache/pricecast-venv"))
+        })?;
+    let path = venv.join("bin").join(name);
+    if !path.exists() {
+        bail!(
+            "{} not found: run tests/run.sh once to create the virtualenv",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A moto S3 server on a free loopback port, killed on drop.
+struct MotoServer {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl MotoServer {
+    async fn start() -> Result<Self> {
+        let port = free_port()?;
+        let child = Command::new(venv_bin("moto_server")?)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting moto_server")?;
+        let server = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..150 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bail!("moto_server did not answer on {}", server.endpoint)
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn export_synthetic(candles: usize, lake: &str) -> Result<()> {
+    let db = TestDb::postgres().await;
+    let series = synthetic_series("BTCUSDT", Interval::M1, candles);
+    for chunk in series.chunks(20_000) {
+        db.store.upsert_candles(chunk).await?;
+    }
+    drop(series);
+    let folder = tempfile::tempdir()?;
+    let moto = match lake {
+        "s3" => Some(MotoServer::start().await?),
+        "file" => None,
+        other => bail!("--lake {other}: use s3 or file"),
+    };
+    let mut env = vec![("DATABASE_URL", db.url.clone())];
+    let mut args = vec!["--symbols", "BTCUSDT", "--intervals", "1m"];
+    match &moto {
+        Some(moto) => {
+            env.extend([
+                ("LAKE_URL", "s3://pricecast-bench/lake".to_owned()),
+                ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+                ("AWS_ACCESS_KEY_ID", "bench".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", "bench-secret".to_owned()),
+            ]);
+            args.push("--create-bucket");
+        }
+        None => env.push((
+            "LAKE_URL",
+            format!("file://{}", folder.path().join("lake").display()),
+        )),
+    }
+    let run = run_measured("pricecast-export", &args, &env)?;
+    let (partitions, rows) = {
+        let runs = db.store.job_runs(Some("export"), 1).await?;
+        let run = runs.first().context("no export run recorded")?;
+        (run.detail.clone().unwrap_or_default(), run.rows)
+    };
+    if rows != candles as i64 {
+        bail!("expected {candles} rows exported, the run says {rows}: {partitions}");
+    }
+    println!("| scenario | candles | wall | candles/s | peak RSS (export process) |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| export PostgreSQL → {} (1m, {} day files) | {candles} | {:.2} s | {:.0} | {:.0} MB |",
+        if moto.is_some() {
+            "S3 (moto)"
+        } else {
+            "file://"
+        },
+        candles.div_ceil(1440),
+        run.wall.as_secs_f64(),
+        candles as f64 / run.wall.as_secs_f64(),
+        run.peak_rss_mb
+    );
+    Ok(())
+}
+
+/// pyarrow's side of `parquet-encode`: reads our file, then times `pq.write_table` of the same
+/// table with the same compression, level, statistics and row group size.
+const PYARROW_ENCODE: &str = r#"
+import sys, time, pyarrow.parquet as pq
+table = pq.read_table(sys.argv[1])
+best = float("inf")
+for _ in range(int(sys.argv[3])):
+    start = time.perf_counter()
+    pq.write_table(table, sys.argv[2], compression="zstd", compression_level=1,
+                   write_statistics=True, row_group_size=1024 * 1024)
+    best = min(best, time.perf_counter() - start)
+print(best)
+"#;
+
+fn parquet_encode(candles: usize) -> Result<()> {
+    use pricecast_shared::lake::candles::{CandleBatchBuilder, encode_parquet};
+    const RUNS: usize = 3;
+    let series = synthetic_series("BTCUSDT", Interval::M1, candles);
+    let first = series.first().context("empty series")?;
+    let mut builder = CandleBatchBuilder::new(first.symbol.clone(), Interval::M1, candles);
+    for candle in &series {
+        builder.push(candle)?;
+    }
+    let batch = builder.finish()?;
+    let mut best = f64::INFINITY;
+    let mut encoded = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        encoded = encode_parquet(std::slice::from_ref(&batch))?;
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    let folder = tempfile::tempdir()?;
+    let ours = folder.path().join("pricecast.parquet");
+    std::fs::write(&ours, &encoded)?;
+    let output = Command::new(venv_bin("python")?)
+        .args(["-c", PYARROW_ENCODE])
+        .arg(&ours)
+        .arg(folder.path().join("pyarrow.parquet"))
+        .arg(RUNS.to_string())
+        .output()
+        .context("running pyarrow")?;
+    if !output.status.success() {
+        bail!(
+            "pyarrow failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let pyarrow: f64 = String::from_utf8_lossy(&output.stdout).trim().parse()?;
+    let pyarrow_size = std::fs::metadata(folder.path().join("pyarrow.parquet"))?.len();
+    println!("| encoder (best of {RUNS}) | rows | time | rows/s | file size | vs pyarrow |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| Pricecast (arrow-rs parquet 60) | {candles} | {best:.3} s | {:.0} | {:.1} MB | {:.2}× |",
+        candles as f64 / best,
+        encoded.len() as f64 / 1e6,
+        best / pyarrow
+    );
+    println!(
+        "| pyarrow `pq.write_table` | {candles} | {pyarrow:.3} s | {:.0} | {:.1} MB | 1.00× |",
+        candles as f64 / pyarrow,
+        pyarrow_size as f64 / 1e6
+    );
+    Ok(())
+}
+
 async fn count_rows(db: &TestDb) -> Result<i64> {
     let series = db.store.series().await?;
     Ok(series.iter().map(|s| s.candles).sum())
@@ -220,11 +428,27 @@ async fn api(seconds: u64, connections: u32) -> Result<()> {
     let candles = db.load_bundled("BTCUSDT", 26_279).await;
     let newest = candles.last().context("no candles")?.open_time;
     let hours = (chrono::Utc::now() - newest).num_hours() + 24 * 60;
+    println!("| endpoint | response cache | connections | requests/s | p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    for cache_ttl_ms in ["1000", "0"] {
+        api_with_cache(&db, hours, cache_ttl_ms, seconds, connections).await?;
+    }
+    Ok(())
+}
+
+async fn api_with_cache(
+    db: &TestDb,
+    hours: i64,
+    cache_ttl_ms: &str,
+    seconds: u64,
+    connections: u32,
+) -> Result<()> {
     let port = free_port()?;
     let mut server = Command::new(sibling("pricecast-api")?)
         .env("DATABASE_URL", &db.url)
         .env("PRICECAST_API_ADDR", format!("127.0.0.1:{port}"))
         .env("DATABASE_MAX_CONNECTIONS", "16")
+        .env("PRICECAST_API_CACHE_TTL_MS", cache_ttl_ms)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -233,15 +457,18 @@ async fn api(seconds: u64, connections: u32) -> Result<()> {
     let ready = wait_ready(&format!("{base}/health")).await;
     let result = match ready {
         Ok(()) => {
-            println!("| endpoint | connections | requests/s | p50 | p99 |");
-            println!("|---|---|---|---|---|");
             let paths = [
                 "/price/latest".to_owned(),
                 format!("/price/history?hours={hours}&limit=1000"),
             ];
-            paths
-                .iter()
-                .try_for_each(|path| wrk(&format!("{base}{path}"), path, seconds, connections))
+            let cache = if cache_ttl_ms == "0" {
+                "off".to_owned()
+            } else {
+                format!("{cache_ttl_ms} ms")
+            };
+            paths.iter().try_for_each(|path| {
+                wrk(&format!("{base}{path}"), path, &cache, seconds, connections)
+            })
         }
         Err(e) => Err(e),
     };
@@ -268,7 +495,7 @@ async fn wait_ready(url: &str) -> Result<()> {
     bail!("the API did not become healthy at {url}")
 }
 
-fn wrk(url: &str, label: &str, seconds: u64, connections: u32) -> Result<()> {
+fn wrk(url: &str, label: &str, cache: &str, seconds: u64, connections: u32) -> Result<()> {
     // Warm-up, then the measured run.
     for (duration, measured) in [(2, false), (seconds, true)] {
         let output = Command::new("wrk")
@@ -302,11 +529,49 @@ fn wrk(url: &str, label: &str, seconds: u64, connections: u32) -> Result<()> {
                     .unwrap_or_default()
             };
             println!(
-                "| `{label}` | {connections} | {rps} | {} | {} |",
+                "| `{label}` | {cache} | {connections} | {rps} | {} | {} |",
                 percentile("50%"),
                 percentile("99%")
             );
         }
     }
+    Ok(())
+}
+
+async fn sync_synthetic(candles: usize) -> Result<()> {
+    let db = TestDb::postgres().await;
+    let series = synthetic_series("BTCUSDT", Interval::M1, candles);
+    for chunk in series.chunks(10_000) {
+        db.store.upsert_candles(chunk).await?;
+    }
+    drop(series);
+    let warehouse = pricecast_tests::warehouse::TestWarehouse::new().await;
+    let env = vec![
+        ("DATABASE_URL", db.url.clone()),
+        (
+            "SYNC_ODBC_CONNECTION_STRING",
+            warehouse.connection_string.clone(),
+        ),
+    ];
+    let run = run_measured(
+        "pricecast-sync",
+        &["--symbols", "BTCUSDT", "--intervals", "1m"],
+        &env,
+    )?;
+    let (synced,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM pricecast.candles")
+        .fetch_one(&warehouse.pool)
+        .await?;
+    if synced != candles as i64 {
+        bail!("expected {candles} rows in the warehouse, found {synced}");
+    }
+    println!("| scenario | candles | wall | rows/s | peak RSS (sync process) |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| sync PostgreSQL → ODBC PostgreSQL warehouse (1m, batches of {}) | {candles} | {:.2} s | {:.0} | {:.0} MB |",
+        pricecast_shared::warehouse::config::DEFAULT_BATCH_SIZE,
+        run.wall.as_secs_f64(),
+        candles as f64 / run.wall.as_secs_f64(),
+        run.peak_rss_mb
+    );
     Ok(())
 }

@@ -62,10 +62,14 @@ impl TestApp {
 
 /// Starts the real server over `store` on a free port.
 async fn spawn_app(store: Store) -> TestApp {
+    spawn_app_with(AppState::new(store)).await
+}
+
+async fn spawn_app_with(state: AppState) -> TestApp {
     pricecast_shared::telemetry::init_for_tests();
     let shutdown = CancellationToken::new();
     let server = pricecast_api::start(
-        AppState::new(store),
+        state,
         "127.0.0.1:0".parse().expect("address"),
         shutdown.clone(),
     )
@@ -697,5 +701,56 @@ async fn shutdown_stops_the_server_gracefully() {
             .send()
             .await
             .is_err()
+    );
+}
+
+#[tokio::test]
+async fn price_responses_are_cached_for_the_ttl_only() {
+    let db = TestDb::postgres().await;
+    let candles = db.load_bundled("BTCUSDT", 20).await;
+    let (older, newest) = candles.split_at(candles.len() - 1);
+    // Start without the newest candle, then let it arrive.
+    let delete = sqlx::query("DELETE FROM candles WHERE open_time = $1").bind(newest[0].open_time);
+    match &db.store {
+        Store::Postgres(pg) => delete.execute(pg.pool()).await.expect("delete"),
+        Store::Sqlite(_) => unreachable!("a PostgreSQL test database"),
+    };
+    let ttl = std::time::Duration::from_millis(600);
+    let cached =
+        spawn_app_with(AppState::new(db.read_only_store().await).with_cache_ttl(ttl)).await;
+    let uncached = spawn_app_with(
+        AppState::new(db.read_only_store().await).with_cache_ttl(std::time::Duration::ZERO),
+    )
+    .await;
+    let before = older.last().expect("older").close.to_string();
+    assert_eq!(
+        digits(&cached.get("/price/latest").await.json["price"]),
+        before
+    );
+    assert_eq!(
+        digits(&uncached.get("/price/latest").await.json["price"]),
+        before
+    );
+
+    db.store.upsert_candles(newest).await.expect("new candle");
+    let now = newest[0].close.to_string();
+    assert_eq!(
+        digits(&uncached.get("/price/latest").await.json["price"]),
+        now
+    );
+    assert_eq!(
+        digits(&cached.get("/price/latest").await.json["price"]),
+        before,
+        "served from the cache within its lifetime"
+    );
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        digits(&cached.get("/price/latest").await.json["price"]),
+        now
+    );
+    // Errors are never cached.
+    assert_eq!(
+        cached.get("/price/latest?symbol=NOPEUSDT").await.status,
+        404
     );
 }

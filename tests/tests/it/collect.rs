@@ -442,3 +442,39 @@ async fn cancellation_keeps_whole_batches_only() {
     assert!(matches!(err, Error::Cancelled), "{err}");
     assert_eq!(count(&db.store, Interval::H1).await, 1000);
 }
+
+#[tokio::test]
+async fn the_seed_apps_bitcoin_prices_view_shows_the_finest_btc_series() {
+    for db in TestDb::both().await {
+        let candles = db.load_bundled("BTCUSDT", 30).await;
+        let newest = candles.last().expect("candles");
+        let sql = "SELECT id, price, source FROM bitcoin_prices ORDER BY id DESC LIMIT 1";
+        let (id, price, source): (i64, String, String) = match &db.store {
+            Store::Postgres(pg) => {
+                let (id, price, source): (i64, rust_decimal::Decimal, String) = sqlx::query_as(sql)
+                    .fetch_one(pg.pool())
+                    .await
+                    .expect("view");
+                (id, price.to_string(), source)
+            }
+            Store::Sqlite(lite) => sqlx::query_as(sql)
+                .fetch_one(lite.pool())
+                .await
+                .expect("view"),
+        };
+        assert_eq!(id, newest.open_time.timestamp(), "{}", db.store.backend());
+        assert_eq!(price, newest.close.to_string());
+        assert_eq!(source, "replay");
+        let rows: i64 = match &db.store {
+            Store::Postgres(pg) => sqlx::query_scalar("SELECT COUNT(*) FROM bitcoin_prices")
+                .fetch_one(pg.pool())
+                .await
+                .expect("count"),
+            Store::Sqlite(lite) => sqlx::query_scalar("SELECT COUNT(*) FROM bitcoin_prices")
+                .fetch_one(lite.pool())
+                .await
+                .expect("count"),
+        };
+        assert_eq!(rows, 30);
+    }
+}

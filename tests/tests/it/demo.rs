@@ -25,6 +25,30 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
         data.detail
     );
 
+    assert!(
+        data.export_detail
+            .contains("BTCUSDT 1h: 1096 partitions, 26279 rows"),
+        "{}",
+        data.export_detail
+    );
+    for symbol in ["BTCUSDT", "ETHUSDT"] {
+        let series = data
+            .lake_dir
+            .join(format!("candles/symbol={symbol}/interval=1h"));
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(series.join("_manifest.json")).expect("manifest"),
+        )
+        .expect("manifest JSON");
+        assert_eq!(manifest["rows"], 26_279, "{symbol}");
+        let partitions = manifest["partitions"].as_array().expect("partitions");
+        let files = std::fs::read_dir(&series)
+            .expect("series folder")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("part-0.parquet").is_file())
+            .count();
+        assert_eq!(files, partitions.len(), "{symbol}: one file per listed day");
+    }
+
     let again = demo::load(dir.path(), CancellationToken::new())
         .await
         .expect("second demo load");

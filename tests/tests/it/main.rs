@@ -4,3 +4,6 @@ mod api;
 mod binaries;
 mod collect;
 mod demo;
+mod deploy;
+mod export;
+mod sync;

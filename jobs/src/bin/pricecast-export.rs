@@ -1,0 +1,29 @@
+//! `pricecast-export`: candles from the database into the Parquet lake, once or on a schedule.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pricecast_jobs::export::{self, ExportArgs};
+use pricecast_shared::settings::{LogArgs, load_dotenv};
+use pricecast_shared::telemetry;
+
+/// Exports candles to the Parquet lake (S3, MinIO, GCS, Azure or a local folder): every UTC day
+/// holding candles new or changed since the last export is rewritten whole, as
+/// candles/symbol=S/interval=I/date=D/part-0.parquet; --full rewrites every day, --from/--to a
+/// range of days, --dry-run prints the plan.
+#[derive(Parser, Debug)]
+#[command(name = "pricecast-export", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    export: ExportArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    load_dotenv();
+    let cli = Cli::parse();
+    telemetry::init(cli.log.log_format);
+    pricecast_jobs::exit(export::execute(cli.export).await)
+}

@@ -1,0 +1,30 @@
+//! `pricecast-sync`: mirrors candles into the analytics warehouse, once or on a schedule.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pricecast_jobs::sync::{self, SyncArgs};
+use pricecast_shared::settings::{LogArgs, load_dotenv};
+use pricecast_shared::telemetry;
+
+/// Mirrors candles into a Databricks SQL warehouse (DATABRICKS_SERVER_HOSTNAME,
+/// DATABRICKS_HTTP_PATH, DATABRICKS_ACCESS_TOKEN) or any ODBC data source with MERGE
+/// (SYNC_ODBC_CONNECTION_STRING): rows changed since the last sync are bulk-inserted into a
+/// staging table and merged on their key, so re-running never duplicates. --mode copy-into lets
+/// Databricks load new lake partitions itself. Does nothing when no warehouse is configured.
+#[derive(Parser, Debug)]
+#[command(name = "pricecast-sync", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    sync: SyncArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    load_dotenv();
+    let cli = Cli::parse();
+    telemetry::init(cli.log.log_format);
+    pricecast_jobs::exit(sync::execute(cli.sync).await)
+}

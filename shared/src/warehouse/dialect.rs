@@ -1,0 +1,338 @@
+//! The SQL each warehouse understands: Databricks SQL (Delta tables) and PostgreSQL (the local
+//! stand-in the tests run against, which has MERGE since version 15).
+
+use super::table::{ColumnType, DECIMAL_PRECISION, DECIMAL_SCALE, TableSpec};
+
+/// A warehouse's SQL dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// Databricks SQL warehouse: backtick quoting, `STRING`, Delta tables, three-part names.
+    Databricks,
+    /// PostgreSQL: double-quote quoting, `TEXT`, `TIMESTAMPTZ`; the catalog is the database
+    /// connected to, so names have two parts.
+    Postgres,
+}
+
+/// Where the tables live: `catalog.schema` on Databricks, `schema` on PostgreSQL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    /// Catalog (Unity Catalog), ignored by PostgreSQL.
+    pub catalog: String,
+    /// Schema (database on Databricks).
+    pub schema: String,
+}
+
+impl Dialect {
+    /// The dialect's name as `SYNC_DIALECT` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Databricks => "databricks",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// Quotes an identifier (every name is quoted: `interval` is reserved in both dialects).
+    pub fn quote(self, identifier: &str) -> String {
+        match self {
+            Self::Databricks => format!("`{}`", identifier.replace('`', "``")),
+            Self::Postgres => format!("\"{}\"", identifier.replace('"', "\"\"")),
+        }
+    }
+
+    /// The schema's qualified name.
+    pub fn schema_name(self, ns: &Namespace) -> String {
+        match self {
+            Self::Databricks => format!("{}.{}", self.quote(&ns.catalog), self.quote(&ns.schema)),
+            Self::Postgres => self.quote(&ns.schema),
+        }
+    }
+
+    /// A table's qualified name.
+    pub fn table_name(self, ns: &Namespace, table: &str) -> String {
+        format!("{}.{}", self.schema_name(ns), self.quote(table))
+    }
+
+    /// The dialect's name for a column type.
+    pub fn column_type(self, ty: ColumnType) -> String {
+        match (self, ty) {
+            (Self::Databricks, ColumnType::Text { .. }) => "STRING".to_owned(),
+            (Self::Postgres, ColumnType::Text { .. }) => "TEXT".to_owned(),
+            (_, ColumnType::BigInt) => "BIGINT".to_owned(),
+            (Self::Databricks, ColumnType::Decimal) => {
+                format!("DECIMAL({DECIMAL_PRECISION},{DECIMAL_SCALE})")
+            }
+            // Unconstrained NUMERIC keeps the scale each value was sent with.
+            (Self::Postgres, ColumnType::Decimal) => "NUMERIC".to_owned(),
+            (Self::Databricks, ColumnType::Timestamp) => "TIMESTAMP".to_owned(),
+            (Self::Postgres, ColumnType::Timestamp) => "TIMESTAMPTZ".to_owned(),
+        }
+    }
+
+    /// Statements run once after connecting: timestamps are sent and read as UTC.
+    pub fn session_setup(self) -> Vec<String> {
+        vec!["SET TIME ZONE 'UTC'".to_owned()]
+    }
+
+    /// Whether several statements can be committed together (Databricks commits each one).
+    pub fn supports_transactions(self) -> bool {
+        matches!(self, Self::Postgres)
+    }
+
+    /// `CREATE SCHEMA IF NOT EXISTS …`.
+    pub fn create_schema(self, ns: &Namespace) -> String {
+        format!("CREATE SCHEMA IF NOT EXISTS {}", self.schema_name(ns))
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS …` for the target table, or for its staging table (no key
+    /// constraint, and unlogged on PostgreSQL: its rows are transient).
+    pub fn create_table(self, ns: &Namespace, spec: &TableSpec, staging: bool) -> String {
+        let name = if staging {
+            spec.staging_name()
+        } else {
+            spec.name.to_owned()
+        };
+        let mut columns: Vec<String> = spec
+            .columns
+            .iter()
+            .map(|c| {
+                let null = if c.nullable { "" } else { " NOT NULL" };
+                format!("{} {}{null}", self.quote(c.name), self.column_type(c.ty))
+            })
+            .collect();
+        match self {
+            Self::Databricks => format!(
+                "CREATE TABLE IF NOT EXISTS {} ({}) USING DELTA",
+                self.table_name(ns, &name),
+                columns.join(", ")
+            ),
+            Self::Postgres => {
+                if !staging {
+                    columns.push(format!("PRIMARY KEY ({})", self.column_list(spec.key)));
+                }
+                format!(
+                    "CREATE {}TABLE IF NOT EXISTS {} ({})",
+                    if staging { "UNLOGGED " } else { "" },
+                    self.table_name(ns, &name),
+                    columns.join(", ")
+                )
+            }
+        }
+    }
+
+    /// A query returning no rows whose result columns are the table's columns.
+    pub fn probe_columns(self, ns: &Namespace, table: &str) -> String {
+        format!("SELECT * FROM {} WHERE 1 = 0", self.table_name(ns, table))
+    }
+
+    /// The parameterised insert into the staging table, one `?` per column.
+    pub fn insert_staging(self, ns: &Namespace, spec: &TableSpec) -> String {
+        let names: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+        format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            self.table_name(ns, &spec.staging_name()),
+            self.column_list(&names),
+            vec!["?"; names.len()].join(", ")
+        )
+    }
+
+    /// Merges the staging rows into the target: updates rows whose key exists, inserts the rest.
+    pub fn merge(self, ns: &Namespace, spec: &TableSpec) -> String {
+        let on: Vec<String> = spec
+            .key
+            .iter()
+            .map(|k| format!("t.{q} = s.{q}", q = self.quote(k)))
+            .collect();
+        let set: Vec<String> = spec
+            .columns
+            .iter()
+            .filter(|c| !spec.is_key(c.name))
+            .map(|c| format!("{q} = s.{q}", q = self.quote(c.name)))
+            .collect();
+        let names: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+        let values: Vec<String> = names
+            .iter()
+            .map(|n| format!("s.{}", self.quote(n)))
+            .collect();
+        format!(
+            "MERGE INTO {} AS t USING {} AS s ON {} \
+             WHEN MATCHED THEN UPDATE SET {} \
+             WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
+            self.table_name(ns, spec.name),
+            self.table_name(ns, &spec.staging_name()),
+            on.join(" AND "),
+            set.join(", "),
+            self.column_list(&names),
+            values.join(", ")
+        )
+    }
+
+    /// Empties the staging table.
+    pub fn clear_staging(self, ns: &Namespace, spec: &TableSpec) -> String {
+        format!(
+            "TRUNCATE TABLE {}",
+            self.table_name(ns, &spec.staging_name())
+        )
+    }
+
+    fn column_list(self, names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|n| self.quote(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `COPY INTO` a table's staging table from Parquet files under `source_dir` (Databricks only):
+/// each column is taken from `select[i]`, an expression over the file's columns, so a lake
+/// schema that differs from the table's is cast on the way in.
+///
+/// `force` reloads files already loaded: the export job rewrites a day's file in place under the
+/// same name, which `COPY INTO`'s load tracking would otherwise skip; the MERGE that follows
+/// makes reloading idempotent.
+pub fn copy_into_staging(
+    ns: &Namespace,
+    spec: &TableSpec,
+    source_dir: &str,
+    select: &[String],
+    files: &[String],
+) -> String {
+    let dialect = Dialect::Databricks;
+    let columns: Vec<String> = spec
+        .columns
+        .iter()
+        .zip(select)
+        .map(|(c, expr)| format!("{expr} AS {}", dialect.quote(c.name)))
+        .collect();
+    let files: Vec<String> = files
+        .iter()
+        .map(|f| format!("'{}'", f.replace('\'', "''")))
+        .collect();
+    format!(
+        "COPY INTO {} FROM (SELECT {} FROM '{}') FILEFORMAT = PARQUET FILES = ({}) \
+         COPY_OPTIONS ('force' = 'true')",
+        dialect.table_name(ns, &spec.staging_name()),
+        columns.join(", "),
+        source_dir.trim_end_matches('/').replace('\'', "''"),
+        files.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::ColumnSpec;
+    use super::*;
+
+    static SPEC: TableSpec = TableSpec {
+        name: "things",
+        columns: &[
+            ColumnSpec {
+                name: "interval",
+                ty: ColumnType::Text { max_len: 8 },
+                nullable: false,
+            },
+            ColumnSpec {
+                name: "price",
+                ty: ColumnType::Decimal,
+                nullable: true,
+            },
+            ColumnSpec {
+                name: "at",
+                ty: ColumnType::Timestamp,
+                nullable: false,
+            },
+        ],
+        key: &["interval", "at"],
+    };
+
+    fn ns() -> Namespace {
+        Namespace {
+            catalog: "main".into(),
+            schema: "pricecast".into(),
+        }
+    }
+
+    #[test]
+    fn identifiers_are_quoted_per_dialect() {
+        assert_eq!(Dialect::Databricks.quote("interval"), "`interval`");
+        assert_eq!(Dialect::Postgres.quote("interval"), "\"interval\"");
+        assert_eq!(Dialect::Databricks.quote("a`b"), "`a``b`");
+        assert_eq!(Dialect::Postgres.quote("a\"b"), "\"a\"\"b\"");
+        assert_eq!(
+            Dialect::Databricks.table_name(&ns(), "things"),
+            "`main`.`pricecast`.`things`"
+        );
+        assert_eq!(
+            Dialect::Postgres.table_name(&ns(), "things"),
+            "\"pricecast\".\"things\""
+        );
+    }
+
+    #[test]
+    fn ddl_uses_delta_on_databricks_and_keys_on_postgres() {
+        assert_eq!(
+            Dialect::Databricks.create_table(&ns(), &SPEC, false),
+            "CREATE TABLE IF NOT EXISTS `main`.`pricecast`.`things` (`interval` STRING NOT NULL, \
+             `price` DECIMAL(38,18), `at` TIMESTAMP NOT NULL) USING DELTA"
+        );
+        assert_eq!(
+            Dialect::Postgres.create_table(&ns(), &SPEC, false),
+            "CREATE TABLE IF NOT EXISTS \"pricecast\".\"things\" (\"interval\" TEXT NOT NULL, \
+             \"price\" NUMERIC, \"at\" TIMESTAMPTZ NOT NULL, PRIMARY KEY (\"interval\", \"at\"))"
+        );
+        assert!(
+            Dialect::Postgres
+                .create_table(&ns(), &SPEC, true)
+                .starts_with(
+                    "CREATE UNLOGGED TABLE IF NOT EXISTS \"pricecast\".\"things_staging\""
+                )
+        );
+        assert_eq!(
+            Dialect::Databricks.create_schema(&ns()),
+            "CREATE SCHEMA IF NOT EXISTS `main`.`pricecast`"
+        );
+    }
+
+    #[test]
+    fn merge_matches_on_the_key_and_updates_the_rest() {
+        assert_eq!(
+            Dialect::Databricks.merge(&ns(), &SPEC),
+            "MERGE INTO `main`.`pricecast`.`things` AS t USING `main`.`pricecast`.`things_staging` AS s \
+             ON t.`interval` = s.`interval` AND t.`at` = s.`at` \
+             WHEN MATCHED THEN UPDATE SET `price` = s.`price` \
+             WHEN NOT MATCHED THEN INSERT (`interval`, `price`, `at`) \
+             VALUES (s.`interval`, s.`price`, s.`at`)"
+        );
+        assert_eq!(
+            Dialect::Postgres.insert_staging(&ns(), &SPEC),
+            "INSERT INTO \"pricecast\".\"things_staging\" (\"interval\", \"price\", \"at\") VALUES (?, ?, ?)"
+        );
+        assert_eq!(
+            Dialect::Postgres.clear_staging(&ns(), &SPEC),
+            "TRUNCATE TABLE \"pricecast\".\"things_staging\""
+        );
+    }
+
+    #[test]
+    fn copy_into_reads_the_listed_parquet_files() {
+        let select = [
+            "CAST(interval AS STRING)".to_owned(),
+            "price".into(),
+            "at".into(),
+        ];
+        let sql = copy_into_staging(
+            &ns(),
+            &SPEC,
+            "s3://lake/prices/candles/symbol=BTCUSDT/interval=1h/",
+            &select,
+            &["date=2025-04-28/part-0.parquet".to_owned()],
+        );
+        assert_eq!(
+            sql,
+            "COPY INTO `main`.`pricecast`.`things_staging` FROM (SELECT CAST(interval AS STRING) \
+             AS `interval`, price AS `price`, at AS `at` FROM \
+             's3://lake/prices/candles/symbol=BTCUSDT/interval=1h') FILEFORMAT = PARQUET \
+             FILES = ('date=2025-04-28/part-0.parquet') COPY_OPTIONS ('force' = 'true')"
+        );
+    }
+}

@@ -1,0 +1,313 @@
+//! The analytics warehouse over ODBC: Databricks SQL in production, any ODBC data source with
+//! MERGE (PostgreSQL 15+) otherwise.
+//!
+//! Loading is idempotent: each batch is bulk-inserted into the table's staging table with
+//! odbc-api's columnar buffers ([`Warehouse::stage`]), then merged into the target on the
+//! table's key and the staging rows cleared ([`Warehouse::merge`]). A batch staged twice, or
+//! merged twice, leaves the same rows. ODBC calls block: run them on a blocking thread.
+
+pub mod config;
+pub mod dialect;
+pub mod table;
+
+use chrono::{Datelike, Timelike};
+use odbc_api::buffers::{NullableSliceMut, TextColumnSliceMut};
+use odbc_api::{BindParamDesc, Connection, ConnectionOptions, Cursor, ResultSetMetadata};
+
+use crate::error::{Error, Result};
+pub use config::{OdbcConnectionString, WarehouseArgs, WarehouseConfig};
+pub use dialect::{Dialect, Namespace};
+pub use table::{ColumnSpec, ColumnType, ColumnValues, RowBatch, TableSpec};
+
+/// Seconds a login may take before the warehouse counts as unreachable.
+const LOGIN_TIMEOUT_SECS: u32 = 30;
+/// Digits of fractional seconds sent with timestamps: microseconds, what both dialects keep.
+const TIMESTAMP_PRECISION: i16 = 6;
+
+/// An open connection to the warehouse.
+pub struct Warehouse {
+    conn: Connection<'static>,
+    dialect: Dialect,
+    namespace: Namespace,
+    /// Description of the target for messages (the redacted connection string).
+    target: String,
+}
+
+impl std::fmt::Debug for Warehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warehouse")
+            .field("target", &self.target)
+            .field("dialect", &self.dialect)
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+impl Warehouse {
+    /// Connects (blocking) and prepares the session. A failure names the redacted connection
+    /// string and never contains its password or token.
+    pub fn connect(config: &WarehouseConfig) -> Result<Self> {
+        let target = config.connection_string.redacted();
+        let secrets = config.connection_string.secrets();
+        let failed = |operation: &str, e: odbc_api::Error| Error::Warehouse {
+            operation: format!("{operation} {target}"),
+            message: scrub(&e.to_string(), &secrets),
+        };
+        let env = odbc_api::environment().map_err(|e| failed("ODBC environment for", e))?;
+        let conn = env
+            .connect_with_connection_string(
+                config.connection_string.expose(),
+                ConnectionOptions {
+                    login_timeout_sec: Some(LOGIN_TIMEOUT_SECS),
+                    ..ConnectionOptions::default()
+                },
+            )
+            .map_err(|e| failed("connecting to", e))?;
+        let warehouse = Self {
+            conn,
+            dialect: config.dialect,
+            namespace: config.namespace.clone(),
+            target,
+        };
+        for statement in config.dialect.session_setup() {
+            warehouse.execute(&statement)?;
+        }
+        tracing::info!(warehouse = %warehouse.target, dialect = config.dialect.as_str(), "connected to the warehouse");
+        Ok(warehouse)
+    }
+
+    /// The dialect spoken.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Where the tables go.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// Runs one statement that returns no rows.
+    pub fn execute(&self, sql: &str) -> Result<()> {
+        self.conn
+            .execute(sql, (), None)
+            .map(drop)
+            .map_err(|e| self.error(sql, e))
+    }
+
+    fn error(&self, sql: &str, e: odbc_api::Error) -> Error {
+        Error::Warehouse {
+            operation: format!("statement `{}` on {}", abbreviate(sql), self.target),
+            message: e.to_string(),
+        }
+    }
+
+    /// Creates the schema, the table and its staging table when missing, checks that existing
+    /// ones have every column the table needs, and clears staging rows a crashed run left.
+    pub fn prepare_table(&self, spec: &TableSpec) -> Result<()> {
+        let (dialect, ns) = (self.dialect, &self.namespace);
+        self.execute(&dialect.create_schema(ns))?;
+        for staging in [false, true] {
+            self.execute(&dialect.create_table(ns, spec, staging))?;
+            let name = if staging {
+                spec.staging_name()
+            } else {
+                spec.name.to_owned()
+            };
+            let existing = self.column_names(&name)?;
+            let missing = spec.missing_columns(&existing);
+            if !missing.is_empty() {
+                return Err(Error::WarehouseSchema {
+                    table: dialect.table_name(ns, &name),
+                    missing: missing.join(", "),
+                });
+            }
+        }
+        self.execute(&dialect.clear_staging(ns, spec))
+    }
+
+    /// The column names of a table.
+    pub fn column_names(&self, table: &str) -> Result<Vec<String>> {
+        let sql = self.dialect.probe_columns(&self.namespace, table);
+        let cursor = self.conn.execute(&sql, (), None);
+        let mut cursor = match cursor {
+            Ok(Some(cursor)) => cursor,
+            Ok(None) => return Ok(Vec::new()),
+            Err(e) => return Err(self.error(&sql, e)),
+        };
+        let names = cursor
+            .column_names()
+            .and_then(|names| names.collect::<Result<Vec<String>, _>>())
+            .map_err(|e| self.error(&sql, e));
+        // Closes the (empty) result set before the next statement.
+        drop(cursor.next_row());
+        names
+    }
+
+    /// Bulk-inserts a batch into the table's staging table and commits it.
+    pub fn stage(&self, batch: &RowBatch) -> Result<()> {
+        batch.validate()?;
+        let rows = batch.rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let sql = self.dialect.insert_staging(&self.namespace, batch.spec);
+        let prepared = self.conn.prepare(&sql).map_err(|e| self.error(&sql, e))?;
+        let descriptions = batch.spec.columns.iter().map(|c| bind_description(c.ty));
+        let mut inserter = prepared
+            .into_column_inserter(rows, descriptions)
+            .map_err(|e| self.error(&sql, e))?;
+        inserter.set_num_rows(rows);
+        for (index, values) in batch.columns.iter().enumerate() {
+            let column = inserter.column_mut(index);
+            let filled = match values {
+                ColumnValues::Text(v) => column
+                    .as_text()
+                    .map(|col| fill_text(col, v.iter().map(|s| s.as_deref()))),
+                ColumnValues::Decimal(v) => column.as_text().map(|col| {
+                    let text: Vec<Option<String>> =
+                        v.iter().map(|d| d.map(|d| d.to_string())).collect();
+                    fill_text(col, text.iter().map(|s| s.as_deref()));
+                }),
+                ColumnValues::BigInt(v) => column
+                    .as_nullable_slice::<i64>()
+                    .map(|col| fill_nullable(col, v.iter().copied())),
+                ColumnValues::Timestamp(v) => column
+                    .as_nullable_slice::<odbc_api::sys::Timestamp>()
+                    .map(|col| fill_nullable(col, v.iter().map(|t| t.map(odbc_timestamp)))),
+            };
+            if filled.is_none() {
+                return Err(Error::Warehouse {
+                    operation: format!("staging {}", batch.spec.name),
+                    message: format!("no buffer of the right type for column {index}"),
+                });
+            }
+        }
+        self.in_transaction(|| {
+            inserter
+                .execute()
+                .map(drop)
+                .map_err(|e| self.error(&sql, e))
+        })
+    }
+
+    /// Merges the staging rows into the target and clears them, in one transaction where the
+    /// dialect has them (Databricks commits each statement; both are idempotent anyway).
+    pub fn merge(&self, spec: &TableSpec) -> Result<()> {
+        let (dialect, ns) = (self.dialect, &self.namespace);
+        self.in_transaction(|| {
+            self.execute(&dialect.merge(ns, spec))?;
+            self.execute(&dialect.clear_staging(ns, spec))
+        })
+    }
+
+    /// Runs `work` in a transaction where the dialect has them, committing on success and
+    /// rolling back on failure.
+    pub fn in_transaction<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        if !self.dialect.supports_transactions() {
+            return work();
+        }
+        self.conn
+            .set_autocommit(false)
+            .map_err(|e| self.error("BEGIN", e))?;
+        let result = work().and_then(|value| {
+            self.conn
+                .commit()
+                .map(|()| value)
+                .map_err(|e| self.error("COMMIT", e))
+        });
+        if result.is_err()
+            && let Err(e) = self.conn.rollback()
+        {
+            tracing::warn!(error.message = %e, "rollback failed; the connection is dropped");
+        }
+        // Back to autocommit for DDL and probes; a failure here surfaces on the next statement.
+        let _ = self.conn.set_autocommit(true);
+        result
+    }
+}
+
+fn bind_description(ty: ColumnType) -> BindParamDesc {
+    match ty {
+        ColumnType::Text { max_len } => BindParamDesc::text(max_len),
+        ColumnType::BigInt => BindParamDesc::i64(true),
+        ColumnType::Decimal => {
+            BindParamDesc::decimal_as_text(table::DECIMAL_PRECISION, table::DECIMAL_SCALE as i8)
+        }
+        ColumnType::Timestamp => BindParamDesc::timestamp(true, TIMESTAMP_PRECISION),
+    }
+}
+
+fn fill_text<'a>(
+    mut column: TextColumnSliceMut<'_, u8>,
+    values: impl Iterator<Item = Option<&'a str>>,
+) {
+    for (row, value) in values.enumerate() {
+        column.set_cell(row, value.map(str::as_bytes));
+    }
+}
+
+fn fill_nullable<T: Copy>(
+    mut column: NullableSliceMut<'_, T>,
+    values: impl Iterator<Item = Option<T>>,
+) {
+    column.write(values);
+}
+
+/// An instant as ODBC's `SQL_TIMESTAMP_STRUCT`, in UTC (the session's time zone).
+fn odbc_timestamp(t: chrono::DateTime<chrono::Utc>) -> odbc_api::sys::Timestamp {
+    let t = table::to_micros(t);
+    odbc_api::sys::Timestamp {
+        year: t.year() as i16,
+        month: t.month() as u16,
+        day: t.day() as u16,
+        hour: t.hour() as u16,
+        minute: t.minute() as u16,
+        second: t.second() as u16,
+        fraction: t.nanosecond(),
+    }
+}
+
+/// Replaces every secret in a driver message with `***`.
+pub fn scrub(message: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|s| s.len() >= 3)
+        .fold(message.to_owned(), |m, s| m.replace(s.as_str(), "***"))
+}
+
+/// The start of a statement, for messages.
+fn abbreviate(sql: &str) -> String {
+    const SHOWN: usize = 120;
+    match sql.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &sql[..end]),
+        None => sql.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    #[test]
+    fn timestamps_become_odbc_structs_in_utc() {
+        let t: DateTime<Utc> = "2025-04-28T13:59:59.999123456Z".parse().expect("time");
+        let ts = odbc_timestamp(t);
+        assert_eq!(
+            (ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.second),
+            (2025, 4, 28, 13, 59, 59)
+        );
+        assert_eq!(ts.fraction, 999_123_000);
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_and_statements_abbreviated() {
+        assert_eq!(
+            scrub("login failed for PWD=hunter2", &["hunter2".to_owned()]),
+            "login failed for PWD=***"
+        );
+        let long = "x".repeat(500);
+        assert_eq!(abbreviate(&long).chars().count(), 121);
+        assert_eq!(abbreviate("SELECT 1"), "SELECT 1");
+    }
+}

@@ -1,0 +1,325 @@
+//! What a warehouse table is made of: its columns, its key, and batches of rows for it.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use rust_decimal::Decimal;
+
+use crate::error::{Error, Result};
+
+/// Digits of a warehouse decimal: Databricks' widest `DECIMAL`.
+pub const DECIMAL_PRECISION: u8 = 38;
+/// Digits after the point of a warehouse decimal: room for any price Binance sends (8) and then
+/// some, with 20 digits left before the point.
+pub const DECIMAL_SCALE: u32 = 18;
+/// Longest text of a decimal of [`DECIMAL_PRECISION`] digits: sign, point and digits.
+pub const DECIMAL_TEXT_LEN: usize = DECIMAL_PRECISION as usize + 2;
+
+/// The type of a warehouse column, mapped to each dialect's own type name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Text of at most `max_len` bytes.
+    Text {
+        /// Longest value, in bytes (sizes the transfer buffer).
+        max_len: usize,
+    },
+    /// 64-bit integer.
+    BigInt,
+    /// Exact decimal of [`DECIMAL_PRECISION`] digits, [`DECIMAL_SCALE`] after the point.
+    Decimal,
+    /// Instant in UTC, microsecond precision.
+    Timestamp,
+}
+
+/// One column of a warehouse table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColumnSpec {
+    /// Column name (lower case, a plain identifier).
+    pub name: &'static str,
+    /// Column type.
+    pub ty: ColumnType,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+}
+
+/// A warehouse table the sync job fills: name, columns, and the key rows are merged on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableSpec {
+    /// Table name inside the configured catalog and schema.
+    pub name: &'static str,
+    /// Columns, in the order batches carry them.
+    pub columns: &'static [ColumnSpec],
+    /// Names of the columns that identify a row (the MERGE condition).
+    pub key: &'static [&'static str],
+}
+
+impl TableSpec {
+    /// Name of the staging table each batch is inserted into before the MERGE.
+    pub fn staging_name(&self) -> String {
+        format!("{}_staging", self.name)
+    }
+
+    /// Whether a column is part of the key.
+    pub fn is_key(&self, column: &str) -> bool {
+        self.key.contains(&column)
+    }
+
+    /// The columns of this table that `existing` (names, any case) lacks.
+    pub fn missing_columns<S: AsRef<str>>(&self, existing: &[S]) -> Vec<&'static str> {
+        self.columns
+            .iter()
+            .map(|c| c.name)
+            .filter(|name| {
+                !existing
+                    .iter()
+                    .any(|e| e.as_ref().eq_ignore_ascii_case(name))
+            })
+            .collect()
+    }
+}
+
+/// The values of one column of a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ColumnValues {
+    /// Text values.
+    Text(Vec<Option<String>>),
+    /// Integers.
+    BigInt(Vec<Option<i64>>),
+    /// Exact decimals.
+    Decimal(Vec<Option<Decimal>>),
+    /// Instants.
+    Timestamp(Vec<Option<DateTime<Utc>>>),
+}
+
+impl ColumnValues {
+    /// An empty column of the type `ty` holds, with room for `capacity` rows.
+    pub fn for_type(ty: ColumnType, capacity: usize) -> Self {
+        match ty {
+            ColumnType::Text { .. } => Self::Text(Vec::with_capacity(capacity)),
+            ColumnType::BigInt => Self::BigInt(Vec::with_capacity(capacity)),
+            ColumnType::Decimal => Self::Decimal(Vec::with_capacity(capacity)),
+            ColumnType::Timestamp => Self::Timestamp(Vec::with_capacity(capacity)),
+        }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Text(v) => v.len(),
+            Self::BigInt(v) => v.len(),
+            Self::Decimal(v) => v.len(),
+            Self::Timestamp(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Which type's values these are.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Text(_) => "text",
+            Self::BigInt(_) => "bigint",
+            Self::Decimal(_) => "decimal",
+            Self::Timestamp(_) => "timestamp",
+        }
+    }
+
+    fn matches(&self, ty: ColumnType) -> bool {
+        matches!(
+            (self, ty),
+            (Self::Text(_), ColumnType::Text { .. })
+                | (Self::BigInt(_), ColumnType::BigInt)
+                | (Self::Decimal(_), ColumnType::Decimal)
+                | (Self::Timestamp(_), ColumnType::Timestamp)
+        )
+    }
+}
+
+/// Rows for one table, column by column, as they are sent to the warehouse.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowBatch {
+    /// The table the rows are for.
+    pub spec: &'static TableSpec,
+    /// One entry per column of the table, in its order.
+    pub columns: Vec<ColumnValues>,
+}
+
+impl RowBatch {
+    /// An empty batch for `spec` with room for `capacity` rows.
+    pub fn new(spec: &'static TableSpec, capacity: usize) -> Self {
+        Self {
+            spec,
+            columns: spec
+                .columns
+                .iter()
+                .map(|c| ColumnValues::for_type(c.ty, capacity))
+                .collect(),
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, ColumnValues::len)
+    }
+
+    /// Checks that every column has the table's type, the same length, no NULL where none is
+    /// allowed, text that fits and decimals the warehouse holds exactly.
+    pub fn validate(&self) -> Result<()> {
+        let rows = self.rows();
+        if self.columns.len() != self.spec.columns.len() {
+            return Err(self.invalid(format!(
+                "{} columns given for {} in the table",
+                self.columns.len(),
+                self.spec.columns.len()
+            )));
+        }
+        for (values, column) in self.columns.iter().zip(self.spec.columns) {
+            if !values.matches(column.ty) {
+                return Err(self.invalid(format!(
+                    "column {} holds {} values",
+                    column.name,
+                    values.type_name()
+                )));
+            }
+            if values.len() != rows {
+                return Err(self.invalid(format!(
+                    "column {} has {} values for {rows} rows",
+                    column.name,
+                    values.len()
+                )));
+            }
+            self.validate_values(column, values)?;
+        }
+        Ok(())
+    }
+
+    fn validate_values(&self, column: &ColumnSpec, values: &ColumnValues) -> Result<()> {
+        let null_at = match values {
+            ColumnValues::Text(v) => v.iter().position(Option::is_none),
+            ColumnValues::BigInt(v) => v.iter().position(Option::is_none),
+            ColumnValues::Decimal(v) => v.iter().position(Option::is_none),
+            ColumnValues::Timestamp(v) => v.iter().position(Option::is_none),
+        };
+        if let (Some(row), false) = (null_at, column.nullable) {
+            return Err(self.invalid(format!("column {} is NULL in row {row}", column.name)));
+        }
+        match (values, column.ty) {
+            (ColumnValues::Text(v), ColumnType::Text { max_len }) => {
+                if let Some(long) = v.iter().flatten().find(|s| s.len() > max_len) {
+                    return Err(self.invalid(format!(
+                        "column {} value {long:?} is longer than {max_len} bytes",
+                        column.name
+                    )));
+                }
+            }
+            (ColumnValues::Decimal(v), _) => {
+                if let Some(d) = v.iter().flatten().find(|d| !fits_warehouse_decimal(**d)) {
+                    return Err(self.invalid(format!(
+                        "column {} value {d} does not fit DECIMAL({DECIMAL_PRECISION},{DECIMAL_SCALE}) exactly",
+                        column.name
+                    )));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, reason: String) -> Error {
+        Error::Warehouse {
+            operation: format!("batch for {}", self.spec.name),
+            message: reason,
+        }
+    }
+}
+
+/// Whether a decimal is held exactly by `DECIMAL(38,18)`.
+pub fn fits_warehouse_decimal(value: Decimal) -> bool {
+    let value = value.normalize();
+    let integer_digits = value
+        .trunc()
+        .abs()
+        .to_string()
+        .trim_start_matches('0')
+        .len();
+    value.scale() <= DECIMAL_SCALE
+        && integer_digits <= (DECIMAL_PRECISION as usize - DECIMAL_SCALE as usize)
+}
+
+/// An instant truncated to the microseconds a warehouse timestamp keeps.
+pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    static SPEC: TableSpec = TableSpec {
+        name: "things",
+        columns: &[
+            ColumnSpec {
+                name: "id",
+                ty: ColumnType::Text { max_len: 4 },
+                nullable: false,
+            },
+            ColumnSpec {
+                name: "price",
+                ty: ColumnType::Decimal,
+                nullable: true,
+            },
+        ],
+        key: &["id"],
+    };
+
+    fn batch(id: Option<&str>, price: &str) -> RowBatch {
+        RowBatch {
+            spec: &SPEC,
+            columns: vec![
+                ColumnValues::Text(vec![id.map(str::to_owned)]),
+                ColumnValues::Decimal(vec![Some(Decimal::from_str(price).expect("decimal"))]),
+            ],
+        }
+    }
+
+    #[test]
+    fn missing_columns_are_found_case_insensitively() {
+        assert!(SPEC.missing_columns(&["ID", "Price", "extra"]).is_empty());
+        assert_eq!(SPEC.missing_columns(&["id"]), vec!["price"]);
+        assert_eq!(SPEC.staging_name(), "things_staging");
+        assert!(SPEC.is_key("id") && !SPEC.is_key("price"));
+    }
+
+    #[test]
+    fn batches_are_validated() {
+        assert!(batch(Some("a"), "65000.01000000").validate().is_ok());
+        let err = batch(None, "1")
+            .validate()
+            .expect_err("null key")
+            .to_string();
+        assert!(err.contains("column id is NULL in row 0"), "{err}");
+        let err = batch(Some("toolong"), "1").validate().expect_err("long");
+        assert!(err.to_string().contains("longer than 4 bytes"), "{err}");
+        let err = batch(Some("a"), "0.0000000000000000001").validate();
+        assert!(
+            err.expect_err("scale")
+                .to_string()
+                .contains("DECIMAL(38,18)")
+        );
+        let mut short = batch(Some("a"), "1");
+        short.columns[1] = ColumnValues::Decimal(vec![]);
+        assert!(short.validate().is_err());
+    }
+
+    #[test]
+    fn decimals_that_fit_are_recognised() {
+        let fits = |s: &str| fits_warehouse_decimal(Decimal::from_str(s).expect("decimal"));
+        assert!(fits("65000.01000000"));
+        assert!(fits("0.000000000000000001"));
+        assert!(!fits("0.0000000000000000001"));
+        assert!(fits("99999999999999999999"));
+        assert!(fits("0"));
+    }
+}

@@ -1,0 +1,453 @@
+//! Export job tests: real PostgreSQL (and SQLite) into a real S3 server (moto, credentials
+//! checked) through object_store's S3 client as production talks to MinIO, and into local
+//! folders; every file read back by pyarrow and polars.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use pricecast_jobs::export::{self, ExportContext, ExportPlan, ExportRange};
+use pricecast_shared::Error;
+use pricecast_shared::domain::{Candle, Interval, Symbol};
+use pricecast_shared::lake::{Lake, LakeUrl};
+use pricecast_shared::runner::{self, JobSummary};
+use pricecast_shared::store::{CandleQuery, JobStatus, Store};
+use pricecast_tests::db::TestDb;
+use pricecast_tests::fake_binance::synthetic_series;
+use pricecast_tests::lake::{FailingStore, TestS3, read_lake};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::binaries::binary;
+
+/// Decimal columns compared value by value with the database.
+const DECIMALS: [&str; 8] = [
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "taker_buy_base",
+    "taker_buy_quote",
+];
+
+fn btc() -> Symbol {
+    "BTCUSDT".parse().expect("symbol")
+}
+
+fn plan(interval: Interval, range: ExportRange) -> ExportPlan {
+    ExportPlan {
+        symbols: vec![btc()],
+        intervals: vec![interval],
+        range,
+        // Tests change rows and re-export at once: nothing needs to settle.
+        settle: chrono::Duration::zero(),
+    }
+}
+
+fn context(store: &Store, lake: Lake) -> ExportContext {
+    ExportContext {
+        store: store.clone(),
+        lake,
+        cancel: CancellationToken::new(),
+    }
+}
+
+async fn all_candles(store: &Store, interval: Interval) -> Vec<Candle> {
+    store
+        .candles(&CandleQuery {
+            symbol: btc(),
+            interval,
+            from: None,
+            to: None,
+            limit: 10_000_000,
+            offset: 0,
+            newest_first: false,
+        })
+        .await
+        .expect("candles")
+}
+
+fn files(read: &Value) -> &serde_json::Map<String, Value> {
+    read["files"].as_object().expect("files")
+}
+
+/// Checks every file against the database: schema, rows per day, exact values, order.
+fn assert_lake_matches(read: &Value, candles: &[Candle]) {
+    let mut per_day: BTreeMap<String, Vec<&Candle>> = BTreeMap::new();
+    for candle in candles {
+        per_day
+            .entry(candle.open_time.format("%Y-%m-%d").to_string())
+            .or_default()
+            .push(candle);
+    }
+    let files = files(read);
+    assert_eq!(
+        files.len(),
+        per_day.len(),
+        "one file per day: {:?}",
+        files.keys()
+    );
+    for (day, expected) in &per_day {
+        let path = format!(
+            "candles/symbol=BTCUSDT/interval={}/date={day}/part-0.parquet",
+            expected[0].interval
+        );
+        let file = &files[&path];
+        assert_eq!(
+            file["schema"]["open_time"], "timestamp[ms, tz=UTC]",
+            "{path}"
+        );
+        assert_eq!(file["schema"]["close_time"], "timestamp[ms, tz=UTC]");
+        assert_eq!(file["schema"]["open"], "decimal128(38, 8)");
+        assert_eq!(file["schema"]["taker_buy_quote"], "decimal128(38, 8)");
+        assert_eq!(file["schema"]["trades"], "int64");
+        assert_eq!(
+            file["schema"]["symbol"],
+            "dictionary<values=string, indices=int32, ordered=0>"
+        );
+        assert_eq!(
+            file["polars_dtypes"]["close"],
+            "Decimal(precision=38, scale=8)"
+        );
+        assert_eq!(file["compression"], "ZSTD");
+        assert_eq!(file["statistics"], true);
+        assert_eq!(file["row_groups"], 1);
+        assert_eq!(file["sorted"], true);
+        assert_eq!(file["duplicates"], 0);
+        assert_eq!(file["metadata"]["pricecast.schema_version"], "1");
+        assert_eq!(file["rows"], expected.len(), "{path}");
+        assert_eq!(file["polars_rows"], expected.len(), "{path}");
+        let values = file["values"].as_array().expect("values");
+        for (row, candle) in values.iter().zip(expected) {
+            assert_eq!(row["open_time_ms"], candle.open_time.timestamp_millis());
+            assert_eq!(row["symbol"], "BTCUSDT");
+            assert_eq!(row["trades"], serde_json::json!(candle.trades));
+            for column in DECIMALS {
+                let stored = match column {
+                    "open" => Some(candle.open),
+                    "high" => Some(candle.high),
+                    "low" => Some(candle.low),
+                    "close" => Some(candle.close),
+                    "volume" => Some(candle.volume),
+                    "quote_volume" => candle.quote_volume,
+                    "taker_buy_base" => candle.taker_buy_base,
+                    _ => candle.taker_buy_quote,
+                };
+                let read = row[column]
+                    .as_str()
+                    .map(|s| Decimal::from_str(s).expect("decimal"));
+                assert_eq!(read, stored, "{path} {column} at {}", candle.open_time);
+            }
+        }
+    }
+}
+
+/// The etag of every object under the test prefix.
+async fn etags(lake: &Lake) -> BTreeMap<String, String> {
+    lake.list("candles")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|meta| {
+            (
+                lake.relative(&meta.location).to_owned(),
+                meta.e_tag.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn export_to_s3_is_exact_and_readable_by_pyarrow_and_polars() {
+    let db = TestDb::postgres().await;
+    // 3 days of real hourly candles, plus collected-style rows with every column set.
+    db.load_bundled("BTCUSDT", 60).await;
+    let s3 = TestS3::new();
+    let lake = Lake::open(&s3.args()).await.expect("open the S3 lake");
+    let ctx = context(&db.store, lake.clone());
+    let summary = export::run(&ctx, &plan(Interval::H1, ExportRange::Changed))
+        .await
+        .expect("export");
+    assert_eq!(summary.rows, 60, "{}", summary.detail);
+
+    let candles = all_candles(&db.store, Interval::H1).await;
+    let read = s3.read_back();
+    assert_lake_matches(&read, &candles);
+
+    let manifest = &read["manifests"]["candles/symbol=BTCUSDT/interval=1h/_manifest.json"];
+    assert_eq!(manifest["schema_version"], 1);
+    assert_eq!(manifest["rows"], 60);
+    let partitions = manifest["partitions"].as_array().expect("partitions");
+    assert_eq!(partitions.len(), files(&read).len());
+    for partition in partitions {
+        let path = partition["path"].as_str().expect("path");
+        assert_eq!(partition["rows"], files(&read)[path]["rows"], "{path}");
+        assert_eq!(partition["bytes"], files(&read)[path]["size"], "{path}");
+    }
+    let last = candles.last().expect("candles");
+    let watermark = db
+        .store
+        .watermark(export::JOB, &btc(), Interval::H1)
+        .await
+        .expect("watermark");
+    assert!(watermark.is_some(), "the watermark moved");
+    assert_eq!(
+        manifest["max_open_time"]
+            .as_str()
+            .map(|s| s.parse::<DateTime<Utc>>().ok()),
+        Some(Some(last.open_time))
+    );
+}
+
+#[tokio::test]
+async fn rerun_is_idempotent_and_a_changed_day_rewrites_only_that_day() {
+    let db = TestDb::postgres().await;
+    let loaded = db.load_bundled("BTCUSDT", 72).await;
+    let s3 = TestS3::new();
+    let lake = Lake::open(&s3.args()).await.expect("open the S3 lake");
+    let ctx = context(&db.store, lake.clone());
+    export::run(&ctx, &plan(Interval::H1, ExportRange::Changed))
+        .await
+        .expect("first export");
+    let first = etags(&lake).await;
+
+    // Nothing changed: nothing is written.
+    let again = export::run(&ctx, &plan(Interval::H1, ExportRange::Changed))
+        .await
+        .expect("second export");
+    assert_eq!(again.rows, 0, "{}", again.detail);
+    // --full rewrites every day with identical content.
+    export::run(&ctx, &plan(Interval::H1, ExportRange::Full))
+        .await
+        .expect("full export");
+    let full = etags(&lake).await;
+    for (path, tag) in first.iter().filter(|(p, _)| p.ends_with(".parquet")) {
+        assert_eq!(full.get(path), Some(tag), "{path}: same bytes, same etag");
+    }
+
+    // A correction and a late candle on the middle day.
+    let middle = &loaded[36];
+    let mut corrected = middle.clone();
+    corrected.close = Decimal::from_str("12345.67890123").expect("decimal");
+    db.store
+        .upsert_candles(&[corrected])
+        .await
+        .expect("correct");
+    let changed = export::run(&ctx, &plan(Interval::H1, ExportRange::Changed))
+        .await
+        .expect("incremental export");
+    let day = middle.open_time.format("%Y-%m-%d").to_string();
+    assert!(
+        changed.detail.contains("BTCUSDT 1h: 1 partitions"),
+        "{}",
+        changed.detail
+    );
+    let after = etags(&lake).await;
+    for (path, tag) in full.iter().filter(|(p, _)| p.ends_with(".parquet")) {
+        if path.contains(&format!("date={day}")) {
+            assert_ne!(after.get(path), Some(tag), "{path} should be rewritten");
+        } else {
+            assert_eq!(after.get(path), Some(tag), "{path} should be untouched");
+        }
+    }
+    assert_lake_matches(&s3.read_back(), &all_candles(&db.store, Interval::H1).await);
+}
+
+#[tokio::test]
+async fn a_failure_mid_upload_keeps_the_previous_file_and_the_watermark() {
+    let db = TestDb::postgres().await;
+    // Two days of 1m candles: each day's file is large enough for a multipart upload.
+    let series = synthetic_series("BTCUSDT", Interval::M1, 2 * 1440);
+    db.store.upsert_candles(&series).await.expect("load");
+    let s3 = TestS3::new();
+    let lake = Lake::open(&s3.args()).await.expect("open the S3 lake");
+    let part_bytes = 64 * 1024;
+    let counting = Arc::new(FailingStore::new(lake.store().clone(), usize::MAX, false));
+    let counted =
+        Lake::from_store(counting.clone(), &s3.prefix, s3.url()).with_upload_part_bytes(part_bytes);
+    export::run(
+        &context(&db.store, counted),
+        &plan(Interval::M1, ExportRange::Changed),
+    )
+    .await
+    .expect("first export");
+    assert!(
+        counting.parts_seen() >= 2,
+        "files went multipart: {} parts",
+        counting.parts_seen()
+    );
+    let path = format!(
+        "candles/symbol=BTCUSDT/interval=1m/date={}/part-0.parquet",
+        series[0].open_time.format("%Y-%m-%d")
+    );
+    let before = lake.get(&path).await.expect("get").expect("written");
+    let listing = etags(&lake).await;
+    let watermark = db
+        .store
+        .watermark(export::JOB, &btc(), Interval::M1)
+        .await
+        .expect("watermark");
+
+    let mut corrected = series[10].clone();
+    corrected.close += Decimal::ONE;
+    db.store
+        .upsert_candles(&[corrected])
+        .await
+        .expect("correct");
+    let failing = Arc::new(FailingStore::new(lake.store().clone(), 1, true));
+    let broken =
+        Lake::from_store(failing.clone(), &s3.prefix, s3.url()).with_upload_part_bytes(part_bytes);
+    let ctx = context(&db.store, broken);
+    let plan = plan(Interval::M1, ExportRange::Changed);
+    let result: Result<_, Error> =
+        runner::run_locked(&db.store, export::JOB, || export::run(&ctx, &plan)).await;
+    let error = result.expect_err("the upload fails");
+    assert!(error.to_string().contains("injected failure"), "{error}");
+    assert!(failing.parts_seen() >= 2, "the failure came mid-upload");
+
+    assert_eq!(
+        lake.get(&path).await.expect("get"),
+        Some(before),
+        "previous file intact"
+    );
+    assert_eq!(etags(&lake).await, listing, "no partial or extra objects");
+    assert_eq!(
+        db.store
+            .watermark(export::JOB, &btc(), Interval::M1)
+            .await
+            .expect("watermark"),
+        watermark,
+        "watermark unmoved"
+    );
+    let runs = db.store.job_runs(Some(export::JOB), 1).await.expect("runs");
+    assert_eq!(runs[0].status, JobStatus::Failed);
+
+    // The next healthy run exports the correction.
+    let summary: JobSummary = export::run(&context(&db.store, lake.clone()), &plan)
+        .await
+        .expect("recovery");
+    let day = series[10].open_time.date_naive();
+    let rows_that_day = series
+        .iter()
+        .filter(|c| c.open_time.date_naive() == day)
+        .count();
+    assert_eq!(summary.rows, rows_that_day as i64, "{}", summary.detail);
+}
+
+#[tokio::test]
+async fn unusable_lakes_are_clear_errors() {
+    let s3 = TestS3::new();
+    let reason = |result: Result<Lake, Error>| match result {
+        Err(Error::LakeUnavailable { reason, .. }) => reason,
+        other => panic!("expected an unusable lake, got {other:?}"),
+    };
+
+    let mut wrong_endpoint = s3.args();
+    wrong_endpoint.aws_endpoint_url = Some("http://127.0.0.1:9".parse().expect("url"));
+    let text = reason(Lake::open(&wrong_endpoint).await);
+    assert!(text.contains("AWS_ENDPOINT_URL"), "{text}");
+
+    let mut bad_key = s3.args();
+    bad_key.aws_secret_access_key = Some("not-the-secret".to_owned().into());
+    let text = reason(Lake::open(&bad_key).await);
+    assert!(text.contains("AWS_SECRET_ACCESS_KEY"), "{text}");
+
+    let bucket = format!("pricecast-missing-{:08x}", rand::random::<u32>());
+    let mut missing = s3.args();
+    missing.lake_url = format!("s3://{bucket}/lake")
+        .parse::<LakeUrl>()
+        .expect("url");
+    let text = reason(Lake::open(&missing).await);
+    assert!(
+        text.contains("does not exist") && text.contains("--create-bucket"),
+        "{text}"
+    );
+
+    missing.create_bucket = true;
+    let lake = Lake::open(&missing).await.expect("bucket created");
+    lake.put("probe", "ok".into()).await.expect("usable");
+}
+
+#[tokio::test]
+async fn the_binary_exports_sqlite_to_s3_and_to_a_folder_with_ranges_and_dry_runs() {
+    let db = TestDb::sqlite().await;
+    db.load_bundled("BTCUSDT", 48).await;
+    let s3 = TestS3::new();
+    let folder = tempfile::tempdir().expect("temp dir");
+    let local = format!("file://{}", folder.path().display());
+    let run = |extra_env: Vec<(&'static str, String)>, args: &[&str]| {
+        let output = std::process::Command::new(binary("pricecast-export"))
+            .args(["--symbols", "BTCUSDT", "--intervals", "1h"])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &db.url)
+            .envs(extra_env)
+            .output()
+            .expect("run pricecast-export");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    let (code, stdout, stderr) = run(s3.env(), &["--dry-run"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("dry run"), "{stdout}");
+    assert!(
+        stdout.contains("partitions to rewrite, 48 candles"),
+        "{stdout}"
+    );
+    assert!(
+        s3.read_back()["files"]
+            .as_object()
+            .expect("files")
+            .is_empty(),
+        "dry run wrote nothing"
+    );
+
+    let (code, stdout, stderr) = run(s3.env(), &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_lake_matches(&s3.read_back(), &all_candles(&db.store, Interval::H1).await);
+    assert!(
+        !stdout.contains(&s3.secret_access_key),
+        "secret in the logs"
+    );
+
+    let first_day = all_candles(&db.store, Interval::H1).await[0]
+        .open_time
+        .format("%Y-%m-%d")
+        .to_string();
+    let (code, stdout, stderr) = run(
+        vec![("LAKE_URL", local.clone())],
+        &["--from", &first_day, "--to", &first_day],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let read = read_lake(&["--local", &folder.path().display().to_string()], &[]);
+    let files = files(&read);
+    assert_eq!(files.len(), 1, "{:?}", files.keys());
+    assert!(
+        files
+            .keys()
+            .all(|k| k.contains(&format!("date={first_day}")))
+    );
+
+    let (code, _, stderr) = run(vec![("LAKE_URL", "ftp://nowhere/lake".to_owned())], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("LAKE_URL"), "{stderr}");
+
+    let mut bad_credentials = s3.env();
+    bad_credentials.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+    bad_credentials.push(("AWS_SECRET_ACCESS_KEY", "wrong".to_owned()));
+    let (code, stdout, stderr) = run(bad_credentials, &[]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("AWS_ACCESS_KEY_ID"),
+        "{stdout}{stderr}"
+    );
+}
