@@ -10,7 +10,7 @@ use pricecast_shared::telemetry;
 /// Collects closed candles from Binance into the database: incrementally from the newest stored
 /// candle, or from --since; --check-gaps lists missing ranges and --repair re-fetches them.
 #[derive(Parser, Debug)]
-#[command(name = "pricecast-collect", version, about, long_about = None)]
+#[command(name = "pricecast-collect", version)]
 struct Cli {
     #[command(flatten)]
     collect: CollectArgs,

@@ -12,7 +12,7 @@ use pricecast_shared::telemetry;
 /// candles/symbol=S/interval=I/date=D/part-0.parquet; --full rewrites every day, --from/--to a
 /// range of days, --dry-run prints the plan.
 #[derive(Parser, Debug)]
-#[command(name = "pricecast-export", version, about, long_about = None)]
+#[command(name = "pricecast-export", version)]
 struct Cli {
     #[command(flatten)]
     export: ExportArgs,

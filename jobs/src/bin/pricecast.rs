@@ -10,7 +10,7 @@ use pricecast_shared::telemetry;
 
 /// Pricecast: crypto prices from Binance into PostgreSQL, served by a read-only API.
 #[derive(Parser, Debug)]
-#[command(name = "pricecast", version, about, long_about = None)]
+#[command(name = "pricecast", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
