@@ -10,7 +10,8 @@
 #     requirement list below changes.
 #   - unixODBC with the PostgreSQL ODBC driver (the sync tests' warehouse): checked, never
 #     installed here (.ci/run installs it).
-# Then: cargo fmt --check, cargo clippy -D warnings, cargo nextest run --workspace.
+# Then: cargo fmt --check, cargo clippy -D warnings, cargo build of the binaries, and
+# cargo nextest run --workspace.
 #
 # Environment:
 #   CARGO_TARGET_DIR        build cache (default: $HOME/.cache/pricecast-target)
@@ -142,6 +143,9 @@ cargo fmt --all --check
 
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "cargo build (the binaries the end-to-end tests run as child processes)"
+cargo build --workspace --bins --locked
 
 say "cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast "$@"

@@ -2,8 +2,8 @@
 //!
 //! Steps, per symbol and interval: decide which candles count as new ([`ExportRange::filter`]
 //! over the export watermark), find the days holding them ([`plan_series`]), stream those days
-//! from the database in runs of consecutive days and cut them into one Arrow batch per day
-//! ([`read_partitions`], [`day_runs`]), rewrite each day's file whole ([`write_partition`]),
+//! from the database on two connections at once ([`split_days`]), in runs of consecutive days,
+//! and cut them into one Arrow batch per day ([`read_partitions`], [`day_runs`]), rewrite each day's file whole ([`write_partition`]),
 //! list what was written in the series manifest ([`update_manifest`]), and only then advance
 //! the watermark ([`next_watermark`]). A day that gets a new or corrected candle is rewritten
 //! whole, so re-running is idempotent and late corrections land; a failed run leaves every file
@@ -16,7 +16,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::lake::candles::{
-    CandleBatchBuilder, CandlePartition, partition_date, writer_properties,
+    CandleBatchBuilder, CandlePartition, partition_date_ms, writer_properties,
 };
 use pricecast_shared::lake::manifest::{PartitionEntry, SeriesManifest};
 use pricecast_shared::lake::{Lake, LakeArgs};
@@ -37,6 +37,11 @@ pub const WATERMARK_SETTLE: chrono::Duration = chrono::Duration::seconds(60);
 /// database and the store busy at once, few enough to bound memory (a day of 1s candles is
 /// about 15 MB of Arrow arrays).
 const PARTITIONS_IN_FLIGHT: usize = 4;
+/// Database connections reading days at once, each a run of consecutive days: PostgreSQL
+/// produces rows on one core while the export decodes and encodes on the other.
+const READERS: usize = 2;
+/// Milliseconds in a UTC day (partitions are UTC days).
+const MS_PER_DAY: i64 = 86_400_000;
 /// Partitions from which a progress bar is worth drawing.
 const PROGRESS_MIN_PARTITIONS: u64 = 30;
 /// Partition paths a dry run lists per series before summarising the rest.
@@ -383,6 +388,30 @@ pub struct DayBatch {
     pub time_range: (i64, i64),
 }
 
+/// The days split into at most `parts` runs of consecutive planned days (in order, sizes within
+/// one of each other), one per concurrent reader.
+pub fn split_days(days: &[NaiveDate], parts: usize) -> Vec<Vec<NaiveDate>> {
+    let parts = parts.clamp(1, days.len().max(1));
+    let (size, longer) = (days.len() / parts, days.len() % parts);
+    let mut rest = days;
+    (0..parts)
+        .map(|i| {
+            let (part, tail) = rest.split_at(size + usize::from(i < longer));
+            rest = tail;
+            part.to_vec()
+        })
+        .filter(|part| !part.is_empty())
+        .collect()
+}
+
+/// The day being collected by a reader.
+struct DayInProgress {
+    /// Days since the Unix epoch, compared per row (cheaper than a date).
+    day: i64,
+    date: NaiveDate,
+    builder: CandleBatchBuilder,
+}
+
 /// Streams the given days of a series from the database and sends one batch per day, until
 /// done, `stop` fires or the receiver goes away. A failure is sent as the last item.
 pub async fn read_partitions(
@@ -393,18 +422,18 @@ pub async fn read_partitions(
     stop: CancellationToken,
     batches: mpsc::Sender<Result<DayBatch>>,
 ) {
-    let per_day = (86_400_000 / interval.duration_ms()).clamp(1, 86_400) as usize;
+    let per_day = (MS_PER_DAY / interval.duration_ms()).clamp(1, 86_400) as usize;
     let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
     let read = async {
         for (first, last) in day_runs(&days) {
             let before = last.succ_opt().unwrap_or(last);
             let mut rows =
-                store.stream_candles(&symbol, interval, midnight(first), midnight(before));
-            let mut current: Option<(NaiveDate, CandleBatchBuilder)> = None;
-            while let Some(candle) = rows.next().await {
-                let candle = candle?;
-                let date = partition_date(candle.open_time);
-                if current.as_ref().is_none_or(|(d, _)| *d != date) {
+                store.stream_lake_candles(&symbol, interval, midnight(first), midnight(before));
+            let mut current: Option<DayInProgress> = None;
+            while let Some(row) = rows.next().await {
+                let row = row?;
+                let day = row.open_time.div_euclid(MS_PER_DAY);
+                if current.as_ref().is_none_or(|c| c.day != day) {
                     if let Some(done) = current.take()
                         && !send_day(&batches, &symbol, interval, done).await?
                     {
@@ -413,13 +442,17 @@ pub async fn read_partitions(
                     if stop.is_cancelled() {
                         return Ok(());
                     }
-                    current = Some((
+                    let date = partition_date_ms(row.open_time).ok_or_else(|| {
+                        Error::CorruptRow(format!("open time {} ms is out of range", row.open_time))
+                    })?;
+                    current = Some(DayInProgress {
+                        day,
                         date,
-                        CandleBatchBuilder::new(symbol.clone(), interval, per_day),
-                    ));
+                        builder: CandleBatchBuilder::new(symbol.clone(), interval, per_day),
+                    });
                 }
-                if let Some((_, builder)) = current.as_mut() {
-                    builder.push(&candle)?;
+                if let Some(c) = current.as_mut() {
+                    c.builder.push_row(&row)?;
                 }
             }
             if let Some(done) = current.take()
@@ -440,16 +473,16 @@ async fn send_day(
     batches: &mpsc::Sender<Result<DayBatch>>,
     symbol: &Symbol,
     interval: Interval,
-    (date, mut builder): (NaiveDate, CandleBatchBuilder),
+    mut done: DayInProgress,
 ) -> Result<bool> {
-    let time_range = builder.time_range().unwrap_or_default();
+    let time_range = done.builder.time_range().unwrap_or_default();
     let day = DayBatch {
         partition: CandlePartition {
             symbol: symbol.clone(),
             interval,
-            date,
+            date: done.date,
         },
-        batch: builder.finish()?,
+        batch: done.builder.finish()?,
         time_range,
     };
     Ok(batches.send(Ok(day)).await.is_ok())
@@ -479,8 +512,8 @@ pub async fn write_partition(lake: &Lake, day: DayBatch) -> Result<PartitionEntr
     })
 }
 
-/// Reads the planned days and writes them, [`PARTITIONS_IN_FLIGHT`] at a time on the runtime's
-/// workers. Returns what was written, and how the run ended: on the first failure or on
+/// Reads the planned days ([`READERS`] runs at once) and writes them, [`PARTITIONS_IN_FLIGHT`] at
+/// a time on the runtime's workers. Returns what was written, and how the run ended: on the first failure or on
 /// shutdown no new day starts, and the days being written are finished.
 async fn write_partitions(
     ctx: &ExportContext,
@@ -489,14 +522,21 @@ async fn write_partitions(
 ) -> (Vec<PartitionEntry>, Result<()>) {
     let stop = ctx.cancel.child_token();
     let (tx, rx) = mpsc::channel(PARTITIONS_IN_FLIGHT);
-    let reader = tokio::spawn(read_partitions(
-        ctx.store.clone(),
-        series.symbol.clone(),
-        series.interval,
-        series.days.iter().map(|d| d.date).collect(),
-        stop.clone(),
-        tx,
-    ));
+    let days: Vec<NaiveDate> = series.days.iter().map(|d| d.date).collect();
+    let readers: Vec<_> = split_days(&days, READERS)
+        .into_iter()
+        .map(|part| {
+            tokio::spawn(read_partitions(
+                ctx.store.clone(),
+                series.symbol.clone(),
+                series.interval,
+                part,
+                stop.clone(),
+                tx.clone(),
+            ))
+        })
+        .collect();
+    drop(tx);
     let lake = ctx.lake.clone();
     let uploads =
         futures::stream::unfold(
@@ -530,7 +570,9 @@ async fn write_partitions(
             }
         }
     }
-    let _ = reader.await;
+    for reader in readers {
+        let _ = reader.await;
+    }
     if outcome.is_ok() && ctx.cancel.is_cancelled() && written.len() < series.days.len() {
         outcome = Err(Error::Cancelled);
     }
@@ -594,6 +636,16 @@ mod tests {
             ]
         );
         assert!(day_runs(&[]).is_empty());
+    }
+
+    #[test]
+    fn days_split_into_ordered_parts_of_equal_size() {
+        let days: Vec<NaiveDate> = (1..=5).map(|d| day(&format!("2025-03-0{d}"))).collect();
+        let parts = split_days(&days, 2);
+        assert_eq!(parts, vec![days[..3].to_vec(), days[3..].to_vec()]);
+        assert_eq!(split_days(&days[..1], 2), vec![days[..1].to_vec()]);
+        assert_eq!(split_days(&days, 1), vec![days.clone()]);
+        assert!(split_days(&[], 2).is_empty());
     }
 
     #[test]

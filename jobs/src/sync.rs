@@ -661,7 +661,7 @@ mod tests {
                 "COPY INTO `main`.`pricecast`.`candles_staging` FROM (SELECT \
                  CAST(`symbol` AS STRING) AS `symbol`, CAST(`interval` AS STRING) AS `interval`, \
                  CAST(`open_time` AS TIMESTAMP) AS `open_time`, \
-                 CAST(`open` AS DECIMAL(38,18)) AS `open`"
+                 CAST(`open` AS DECIMAL(38,10)) AS `open`"
             ),
             "{sql}"
         );

@@ -300,7 +300,10 @@ fn with_trailing_slash(mut url: Url) -> Url {
     url
 }
 
-fn parse_http_url(variable: &'static str) -> impl Fn(&str) -> Result<Url, String> + Clone {
+/// A clap value parser for an http(s) URL whose errors name `variable`.
+pub(crate) fn parse_http_url(
+    variable: &'static str,
+) -> impl Fn(&str) -> Result<Url, String> + Clone {
     move |s: &str| {
         let url = Url::parse(s).map_err(|e| format!("{variable}: {s:?} is not a URL ({e})"))?;
         if matches!(url.scheme(), "http" | "https") {

@@ -1,10 +1,11 @@
-//! `pricecast`: the demo, migrations and a status report.
+//! `pricecast`: the demo, migrations, a status report and every job on one schedule.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pricecast_jobs::commands;
 use pricecast_jobs::demo::DemoArgs;
+use pricecast_jobs::schedule::{self, ScheduleArgs};
 use pricecast_shared::settings::{DatabaseArgs, LogArgs, load_dotenv};
 use pricecast_shared::telemetry;
 
@@ -26,6 +27,8 @@ enum Command {
     Migrate(DatabaseArgs),
     /// Show the last run of each job, the freshness of each series and its gaps.
     Status(commands::StatusArgs),
+    /// Run every job on its own cron schedule in this one process (collect, export, sync).
+    Schedule(Box<ScheduleArgs>),
 }
 
 #[tokio::main]
@@ -37,5 +40,6 @@ async fn main() -> ExitCode {
         Command::Demo(args) => commands::demo(args).await,
         Command::Migrate(args) => commands::migrate(args).await,
         Command::Status(args) => commands::status(args).await,
+        Command::Schedule(args) => schedule::execute(*args).await,
     })
 }

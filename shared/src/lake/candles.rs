@@ -149,6 +149,66 @@ pub fn to_lake_decimal(value: Decimal) -> Result<i128, String> {
     }
 }
 
+/// One candle as the lake stores it: times in ms since the epoch, prices and volumes as
+/// decimal128 integers at [`DECIMAL_SCALE`]. What the export reads from the database (no
+/// strings, no per-row allocation) and what [`CandleBatchBuilder`] collects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LakeCandle {
+    /// Open time, ms.
+    pub open_time: i64,
+    /// Open price.
+    pub open: i128,
+    /// High price.
+    pub high: i128,
+    /// Low price.
+    pub low: i128,
+    /// Close price.
+    pub close: i128,
+    /// Base asset volume.
+    pub volume: i128,
+    /// Close time, ms.
+    pub close_time: i64,
+    /// Quote asset volume.
+    pub quote_volume: Option<i128>,
+    /// Number of trades.
+    pub trades: Option<i64>,
+    /// Taker buy base asset volume.
+    pub taker_buy_base: Option<i128>,
+    /// Taker buy quote asset volume.
+    pub taker_buy_quote: Option<i128>,
+}
+
+impl LakeCandle {
+    /// The candle at the lake's scale; an error naming the column when a value is not exact.
+    pub fn from_candle(candle: &Candle) -> Result<Self> {
+        let exact = |column: &'static str, value: Decimal| {
+            to_lake_decimal(value).map_err(|reason| Error::InexactValue {
+                series: format!("{} {}", candle.symbol, candle.interval),
+                open_time: candle.open_time.to_rfc3339(),
+                column,
+                value: value.to_string(),
+                reason,
+            })
+        };
+        let optional = |column: &'static str, value: Option<Decimal>| {
+            value.map(|v| exact(column, v)).transpose()
+        };
+        Ok(Self {
+            open_time: candle.open_time.timestamp_millis(),
+            open: exact("open", candle.open)?,
+            high: exact("high", candle.high)?,
+            low: exact("low", candle.low)?,
+            close: exact("close", candle.close)?,
+            volume: exact("volume", candle.volume)?,
+            close_time: candle.close_time.timestamp_millis(),
+            quote_volume: optional("quote_volume", candle.quote_volume)?,
+            trades: candle.trades,
+            taker_buy_base: optional("taker_buy_base", candle.taker_buy_base)?,
+            taker_buy_quote: optional("taker_buy_quote", candle.taker_buy_quote)?,
+        })
+    }
+}
+
 /// Collects the candles of one series, in strictly increasing `open_time`, into a batch.
 #[derive(Debug)]
 pub struct CandleBatchBuilder {
@@ -206,59 +266,46 @@ impl CandleBatchBuilder {
     /// sorted and free of duplicates by construction), and a value that is not exact at the
     /// lake's scale.
     pub fn push(&mut self, candle: &Candle) -> Result<()> {
-        let open_time = candle.open_time.timestamp_millis();
-        let refuse = |column: &'static str, value: String, reason: String| Error::InexactValue {
-            series: format!("{} {}", candle.symbol, candle.interval),
-            open_time: candle.open_time.to_rfc3339(),
-            column,
-            value,
-            reason,
-        };
         if candle.symbol != self.symbol || candle.interval != self.interval {
-            return Err(refuse(
-                "symbol",
-                candle.symbol.to_string(),
-                format!("the batch is for {} {}", self.symbol, self.interval),
-            ));
+            return Err(Error::InexactValue {
+                series: format!("{} {}", candle.symbol, candle.interval),
+                open_time: candle.open_time.to_rfc3339(),
+                column: "symbol",
+                value: candle.symbol.to_string(),
+                reason: format!("the batch is for {} {}", self.symbol, self.interval),
+            });
         }
+        self.push_row(&LakeCandle::from_candle(candle)?)
+    }
+
+    /// Adds a candle of this builder's series already at the lake's scale. Refuses a time not
+    /// after the previous one, so a file is sorted and free of duplicates by construction.
+    pub fn push_row(&mut self, row: &LakeCandle) -> Result<()> {
         if let Some(&previous) = self.open_time.last()
-            && open_time <= previous
+            && row.open_time <= previous
         {
-            return Err(refuse(
-                "open_time",
-                open_time.to_string(),
-                format!(
+            return Err(Error::InexactValue {
+                series: format!("{} {}", self.symbol, self.interval),
+                open_time: DateTime::from_timestamp_millis(row.open_time)
+                    .map_or_else(|| format!("{} ms", row.open_time), |t| t.to_rfc3339()),
+                column: "open_time",
+                value: row.open_time.to_string(),
+                reason: format!(
                     "not after the previous candle ({previous} ms): rows must be sorted and unique"
                 ),
-            ));
+            });
         }
-        let exact = |column: &'static str, value: Decimal| {
-            to_lake_decimal(value).map_err(|reason| refuse(column, value.to_string(), reason))
-        };
-        let optional = |column: &'static str, value: Option<Decimal>| {
-            value.map(|v| exact(column, v)).transpose()
-        };
-        let row = (
-            exact("open", candle.open)?,
-            exact("high", candle.high)?,
-            exact("low", candle.low)?,
-            exact("close", candle.close)?,
-            exact("volume", candle.volume)?,
-            optional("quote_volume", candle.quote_volume)?,
-            optional("taker_buy_base", candle.taker_buy_base)?,
-            optional("taker_buy_quote", candle.taker_buy_quote)?,
-        );
-        self.open_time.push(open_time);
-        self.open.push(row.0);
-        self.high.push(row.1);
-        self.low.push(row.2);
-        self.close.push(row.3);
-        self.volume.push(row.4);
-        self.quote_volume.push(row.5);
-        self.taker_buy_base.push(row.6);
-        self.taker_buy_quote.push(row.7);
-        self.close_time.push(candle.close_time.timestamp_millis());
-        self.trades.push(candle.trades);
+        self.open_time.push(row.open_time);
+        self.open.push(row.open);
+        self.high.push(row.high);
+        self.low.push(row.low);
+        self.close.push(row.close);
+        self.volume.push(row.volume);
+        self.close_time.push(row.close_time);
+        self.quote_volume.push(row.quote_volume);
+        self.trades.push(row.trades);
+        self.taker_buy_base.push(row.taker_buy_base);
+        self.taker_buy_quote.push(row.taker_buy_quote);
         Ok(())
     }
 
@@ -324,6 +371,11 @@ pub fn encode_parquet(batches: &[RecordBatch]) -> Result<Vec<u8>> {
 /// The UTC date a candle belongs to.
 pub fn partition_date(open_time: DateTime<Utc>) -> NaiveDate {
     open_time.date_naive()
+}
+
+/// The UTC date of an open time in ms since the epoch; `None` out of chrono's range.
+pub fn partition_date_ms(open_time_ms: i64) -> Option<NaiveDate> {
+    DateTime::from_timestamp_millis(open_time_ms).map(partition_date)
 }
 
 #[cfg(test)]

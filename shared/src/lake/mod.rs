@@ -43,6 +43,7 @@ use url::Url;
 use arrow::array::RecordBatch;
 
 use crate::error::{Error, Result};
+use crate::settings::parse_http_url;
 
 /// The embedded default lake, beside the embedded default database.
 pub const DEFAULT_LAKE_URL: &str = "file://./pricecast-data/lake";
@@ -132,19 +133,6 @@ fn parse_lake_url(s: &str) -> Result<LakeUrl, String> {
     s.parse()
 }
 
-fn parse_endpoint(variable: &'static str) -> impl Fn(&str) -> Result<Url, String> + Clone {
-    move |s: &str| {
-        let url = Url::parse(s).map_err(|e| format!("{variable}: {s:?} is not a URL ({e})"))?;
-        if matches!(url.scheme(), "http" | "https") {
-            Ok(url)
-        } else {
-            Err(format!(
-                "{variable}: {s:?} must be an http:// or https:// URL"
-            ))
-        }
-    }
-}
-
 /// Lake settings: the URL, and S3 access for `s3://` lakes.
 #[derive(clap::Args, Clone, Debug)]
 pub struct LakeArgs {
@@ -160,7 +148,7 @@ pub struct LakeArgs {
     pub lake_url: LakeUrl,
 
     /// S3 endpoint for MinIO and other S3-compatible stores (http://minio:9000).
-    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "AWS_ENDPOINT_URL", value_parser = parse_endpoint("AWS_ENDPOINT_URL"))]
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "AWS_ENDPOINT_URL", value_parser = parse_http_url("AWS_ENDPOINT_URL"))]
     pub aws_endpoint_url: Option<Url>,
 
     /// The seed app's name for the S3 endpoint; used when AWS_ENDPOINT_URL is not set.
@@ -168,7 +156,7 @@ pub struct LakeArgs {
         long,
         env = "MLFLOW_S3_ENDPOINT_URL",
         value_name = "MLFLOW_S3_ENDPOINT_URL",
-        value_parser = parse_endpoint("MLFLOW_S3_ENDPOINT_URL")
+        value_parser = parse_http_url("MLFLOW_S3_ENDPOINT_URL")
     )]
     pub mlflow_s3_endpoint_url: Option<Url>,
 

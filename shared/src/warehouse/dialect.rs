@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(
             Dialect::Databricks.create_table(&ns(), &SPEC, false),
             "CREATE TABLE IF NOT EXISTS `main`.`pricecast`.`things` (`interval` STRING NOT NULL, \
-             `price` DECIMAL(38,18), `at` TIMESTAMP NOT NULL) USING DELTA"
+             `price` DECIMAL(38,10), `at` TIMESTAMP NOT NULL) USING DELTA"
         );
         assert_eq!(
             Dialect::Postgres.create_table(&ns(), &SPEC, false),

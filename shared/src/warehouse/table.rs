@@ -7,9 +7,9 @@ use crate::error::{Error, Result};
 
 /// Digits of a warehouse decimal: Databricks' widest `DECIMAL`.
 pub const DECIMAL_PRECISION: u8 = 38;
-/// Digits after the point of a warehouse decimal: room for any price Binance sends (8) and then
-/// some, with 20 digits left before the point.
-pub const DECIMAL_SCALE: u32 = 18;
+/// Digits after the point of a warehouse decimal: more than any price or volume Binance sends
+/// (8), with 28 digits left before the point (as many as a stored decimal can have).
+pub const DECIMAL_SCALE: u32 = 10;
 /// Longest text of a decimal of [`DECIMAL_PRECISION`] digits: sign, point and digits.
 pub const DECIMAL_TEXT_LEN: usize = DECIMAL_PRECISION as usize + 2;
 
@@ -234,7 +234,7 @@ impl RowBatch {
     }
 }
 
-/// Whether a decimal is held exactly by `DECIMAL(38,18)`.
+/// Whether a decimal is held exactly by `DECIMAL(38,10)`.
 pub fn fits_warehouse_decimal(value: Decimal) -> bool {
     let value = value.normalize();
     let integer_digits = value
@@ -306,7 +306,7 @@ mod tests {
         assert!(
             err.expect_err("scale")
                 .to_string()
-                .contains("DECIMAL(38,18)")
+                .contains("DECIMAL(38,10)")
         );
         let mut short = batch(Some("a"), "1");
         short.columns[1] = ColumnValues::Decimal(vec![]);
@@ -317,9 +317,9 @@ mod tests {
     fn decimals_that_fit_are_recognised() {
         let fits = |s: &str| fits_warehouse_decimal(Decimal::from_str(s).expect("decimal"));
         assert!(fits("65000.01000000"));
-        assert!(fits("0.000000000000000001"));
-        assert!(!fits("0.0000000000000000001"));
-        assert!(fits("99999999999999999999"));
+        assert!(fits("0.0000000001"));
+        assert!(!fits("0.00000000001"));
+        assert!(fits("134461243746814744944.23693400"));
         assert!(fits("0"));
     }
 }

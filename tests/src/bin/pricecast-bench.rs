@@ -290,6 +290,20 @@ impl MotoServer {
     }
 }
 
+impl MotoServer {
+    /// CPU seconds (user + system) the server has used so far, from `/proc` (Linux; `/proc`
+    /// counts in USER_HZ, 100 per second); `None` elsewhere.
+    fn cpu_seconds(&self) -> Option<f64> {
+        const USER_HZ: f64 = 100.0;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        Some((ticks(11)? + ticks(12)?) / USER_HZ)
+    }
+}
+
 impl Drop for MotoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -327,7 +341,13 @@ async fn export_synthetic(candles: usize, lake: &str) -> Result<()> {
             format!("file://{}", folder.path().join("lake").display()),
         )),
     }
+    let moto_cpu_before = moto.as_ref().and_then(MotoServer::cpu_seconds);
     let run = run_measured("pricecast-export", &args, &env)?;
+    let moto_cpu = moto
+        .as_ref()
+        .and_then(MotoServer::cpu_seconds)
+        .zip(moto_cpu_before)
+        .map(|(after, before)| after - before);
     let (partitions, rows) = {
         let runs = db.store.job_runs(Some("export"), 1).await?;
         let run = runs.first().context("no export run recorded")?;
@@ -336,10 +356,12 @@ async fn export_synthetic(candles: usize, lake: &str) -> Result<()> {
     if rows != candles as i64 {
         bail!("expected {candles} rows exported, the run says {rows}: {partitions}");
     }
-    println!("| scenario | candles | wall | candles/s | peak RSS (export process) |");
-    println!("|---|---|---|---|---|");
     println!(
-        "| export PostgreSQL → {} (1m, {} day files) | {candles} | {:.2} s | {:.0} | {:.0} MB |",
+        "| scenario | candles | wall | candles/s | peak RSS (export process) | moto CPU during the export |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| export PostgreSQL → {} (1m, {} day files) | {candles} | {:.2} s | {:.0} | {:.0} MB | {} |",
         if moto.is_some() {
             "S3 (moto)"
         } else {
@@ -348,7 +370,8 @@ async fn export_synthetic(candles: usize, lake: &str) -> Result<()> {
         candles.div_ceil(1440),
         run.wall.as_secs_f64(),
         candles as f64 / run.wall.as_secs_f64(),
-        run.peak_rss_mb
+        run.peak_rss_mb,
+        moto_cpu.map_or_else(|| "–".to_owned(), |s| format!("{s:.2} s"))
     );
     Ok(())
 }

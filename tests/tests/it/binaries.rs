@@ -211,3 +211,69 @@ async fn pricecast_migrate_and_status_report_series_and_gaps() {
     assert_eq!(json["series"][0]["symbol"], "BTCUSDT");
     assert_eq!(json["jobs"][0]["status"], "succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_runs_every_job_and_a_failing_one_does_not_stop_the_others() {
+    let fake = FakeBinance::start().await;
+    for _ in 0..1000 {
+        fake.push_fault(Fault::Banned);
+    }
+    let db = TestDb::sqlite().await;
+    let lake = tempfile::tempdir().expect("lake dir");
+    let mut child = Command::new(binary("pricecast"))
+        .arg("schedule")
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("BINANCE_BASE_URL", fake.base_url())
+        .env("PRICECAST_INTERVALS", "1h")
+        .env("LAKE_URL", format!("file://{}", lake.path().display()))
+        .env("COLLECT_CRON", "* * * * * *")
+        .env("EXPORT_CRON", "* * * * * *")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pricecast schedule");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (failed_collects, exports) = loop {
+        let runs = db.store.job_runs(None, 100).await.expect("runs");
+        let failed = runs
+            .iter()
+            .filter(|r| r.job == "collect" && r.status == JobStatus::Failed)
+            .count();
+        let exported = runs
+            .iter()
+            .filter(|r| r.job == "export" && r.status == JobStatus::Succeeded)
+            .count();
+        if (failed >= 2 && exported >= 2) || Instant::now() > deadline {
+            break (failed, exported);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "a failing job stopped the scheduler"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("SIGTERM");
+    assert!(killed.success());
+    let output = child.wait_with_output().expect("scheduler exits");
+    let stdout = text(&output.stdout);
+    assert!(
+        failed_collects >= 2,
+        "collect failed {failed_collects} times: {stdout}"
+    );
+    assert!(exports >= 2, "export succeeded {exports} times: {stdout}");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains("sync is not configured; it is not scheduled"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("HTTP 418"), "{stdout}");
+}

@@ -203,6 +203,71 @@ async fn export_to_s3_is_exact_and_readable_by_pyarrow_and_polars() {
     );
 }
 
+/// Inserts candles of BTCUSDT 1h as SQL rows: `(open_time, open, high, low, close, volume,
+/// quote_volume, trades, taker_buy_base, taker_buy_quote)`, bypassing `rust_decimal`.
+async fn insert_raw(store: &Store, rows: &str) {
+    let Store::Postgres(pg) = store else {
+        panic!("PostgreSQL only")
+    };
+    sqlx::query(&format!(
+        "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume, \
+         quote_volume, trades, taker_buy_base, taker_buy_quote, close_time, source) \
+         SELECT 'BTCUSDT', '1h', t::timestamptz, o::numeric, h::numeric, l::numeric, \
+         c::numeric, v::numeric, q::numeric, n::int8, b::numeric, bq::numeric, \
+         t::timestamptz + interval '59 minutes 59.999 seconds', 'test' \
+         FROM (VALUES {rows}) AS r(t, o, h, l, c, v, q, n, b, bq)"
+    ))
+    .execute(pg.pool())
+    .await
+    .expect("insert candles");
+}
+
+#[tokio::test]
+async fn postgres_numerics_reach_the_lake_exactly_and_inexact_ones_stop_the_export() {
+    let db = TestDb::postgres().await;
+    // Scales as stored (none, short, 8, more with trailing zeros), 0, the smallest step,
+    // 28 digits, a negative (no CHECK on quote volumes) and NULLs.
+    insert_raw(
+        &db.store,
+        "('2025-01-01T00:00:00Z', 0.00000001, 99999999999999999999.99999999, 0.00000001, \
+          39610.14000000, 0, -1234.5, NULL, NULL, \
+          12345678901234567890.12345678), \
+         ('2025-01-01T01:00:00Z', 10000, 10000.0, 9999.99999999, 10000, 1.234567890000, \
+          0.1, 7, 0.00000000, NULL), \
+         ('2025-01-02T00:00:00Z', 1, 2, 1, 1.5, 3, NULL, NULL, NULL, NULL)",
+    )
+    .await;
+    let s3 = TestS3::new();
+    let lake = Lake::open(&s3.args()).await.expect("open the S3 lake");
+    let ctx = context(&db.store, lake);
+    let summary = export::run(&ctx, &plan(Interval::H1, ExportRange::Changed))
+        .await
+        .expect("export");
+    assert_eq!(summary.rows, 3, "{}", summary.detail);
+    assert_lake_matches(&s3.read_back(), &all_candles(&db.store, Interval::H1).await);
+
+    insert_raw(
+        &db.store,
+        "('2025-01-03T00:00:00Z', 1, 2, 1, 1.123456789, 3, NULL, NULL, NULL, NULL)",
+    )
+    .await;
+    let error = export::run(&ctx, &plan(Interval::H1, ExportRange::Changed))
+        .await
+        .expect_err("a ninth decimal cannot be exported");
+    match error {
+        Error::InexactValue {
+            column,
+            value,
+            open_time,
+            ..
+        } => {
+            assert_eq!((column, value.as_str()), ("close", "1.123456789"));
+            assert_eq!(open_time, "2025-01-03T00:00:00+00:00");
+        }
+        other => panic!("expected an inexact value, got {other}"),
+    }
+}
+
 #[tokio::test]
 async fn rerun_is_idempotent_and_a_changed_day_rewrites_only_that_day() {
     let db = TestDb::postgres().await;

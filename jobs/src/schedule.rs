@@ -1,0 +1,176 @@
+//! `pricecast schedule`: every job on its own cron schedule in one process, for deployments
+//! without Kubernetes. Each job keeps its lock and `job_runs` record, never overlaps itself, and
+//! a failed run is logged and tried again on its next tick without stopping the others.
+
+use pricecast_shared::Result;
+use pricecast_shared::lake::{Lake, LakeArgs};
+use pricecast_shared::runner::{self, RunOutcome};
+use pricecast_shared::settings::{BinanceArgs, CronSchedule, DatabaseArgs, SeriesArgs};
+use pricecast_shared::store::Store;
+use pricecast_shared::warehouse::WarehouseArgs;
+use tokio_util::sync::CancellationToken;
+
+use crate::collect::{self, CollectContext, CollectPlan};
+use crate::export::{self, ExportContext, ExportPlan, ExportRange};
+use crate::sync::{self, SyncContext, SyncMode, SyncPlan};
+
+/// Flags and variables of `pricecast schedule`: the union of the jobs' settings plus one cron
+/// expression per job.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ScheduleArgs {
+    /// Database settings.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Symbols and intervals of every job.
+    #[command(flatten)]
+    pub series: SeriesArgs,
+    /// Binance settings (collect).
+    #[command(flatten)]
+    pub binance: BinanceArgs,
+    /// Lake settings (export).
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// Warehouse settings (sync; not scheduled when unset).
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+    /// When collect runs (5 fields, or 6 with seconds first).
+    #[arg(
+        long,
+        env = "COLLECT_CRON",
+        value_name = "COLLECT_CRON",
+        default_value = "* * * * *"
+    )]
+    pub collect_cron: CronSchedule,
+    /// When export runs.
+    #[arg(
+        long,
+        env = "EXPORT_CRON",
+        value_name = "EXPORT_CRON",
+        default_value = "5 * * * *"
+    )]
+    pub export_cron: CronSchedule,
+    /// When sync runs.
+    #[arg(
+        long,
+        env = "SYNC_CRON",
+        value_name = "SYNC_CRON",
+        default_value = "20 * * * *"
+    )]
+    pub sync_cron: CronSchedule,
+    /// Do not apply database migrations at start.
+    #[arg(long, env = "PRICECAST_NO_MIGRATE")]
+    pub no_migrate: bool,
+}
+
+/// Runs every job on its schedule until SIGTERM or Ctrl-C, then lets running jobs finish their
+/// batch.
+pub async fn execute(args: ScheduleArgs) -> Result<()> {
+    let store = crate::connect(&args.database, !args.no_migrate).await?;
+    let cancel = runner::shutdown_token();
+    let collect = CollectContext::binance(store.clone(), &args.binance, cancel.clone())?;
+    let export = ExportContext {
+        store: store.clone(),
+        lake: Lake::open(&args.lake).await?,
+        cancel: cancel.clone(),
+    };
+    let sync = args.warehouse.config()?.map(|warehouse| SyncContext {
+        store: store.clone(),
+        warehouse,
+        lake: None,
+        cancel: cancel.clone(),
+    });
+    let plans = Plans::new(&args.series);
+    let collect_runs = scheduled(collect::JOB, &args.collect_cron, &cancel, &store, {
+        let plan = plans.collect.clone();
+        move || {
+            let (ctx, plan) = (collect.clone(), plan.clone());
+            async move { collect::run(&ctx, &plan).await }
+        }
+    });
+    let export_runs = scheduled(export::JOB, &args.export_cron, &cancel, &store, {
+        let plan = plans.export.clone();
+        move || {
+            let (ctx, plan) = (export.clone(), plan.clone());
+            async move { export::run(&ctx, &plan).await }
+        }
+    });
+    let sync_runs = async {
+        match sync {
+            Some(ctx) => {
+                let plan = plans.sync.clone();
+                scheduled(sync::JOB, &args.sync_cron, &cancel, &store, move || {
+                    let (ctx, plan) = (ctx.clone(), plan.clone());
+                    async move { sync::run(&ctx, &plan).await }
+                })
+                .await
+            }
+            None => {
+                tracing::info!("sync is not configured; it is not scheduled");
+                Ok(())
+            }
+        }
+    };
+    tokio::try_join!(collect_runs, export_runs, sync_runs)?;
+    Ok(())
+}
+
+/// What each scheduled run does: new data only, for the configured series.
+#[derive(Clone, Debug)]
+struct Plans {
+    collect: CollectPlan,
+    export: ExportPlan,
+    sync: SyncPlan,
+}
+
+impl Plans {
+    fn new(series: &SeriesArgs) -> Self {
+        Self {
+            collect: CollectPlan {
+                symbols: series.symbols.clone(),
+                intervals: series.intervals.clone(),
+                since: None,
+                check_gaps: false,
+                repair: false,
+            },
+            export: ExportPlan {
+                symbols: series.symbols.clone(),
+                intervals: series.intervals.clone(),
+                range: ExportRange::Changed,
+                settle: export::WATERMARK_SETTLE,
+            },
+            sync: SyncPlan {
+                symbols: series.symbols.clone(),
+                intervals: series.intervals.clone(),
+                mode: SyncMode::Push,
+                settle: sync::WATERMARK_SETTLE,
+                stop_after_staging: false,
+            },
+        }
+    }
+}
+
+/// Runs `work` under the job's lock on every tick of `schedule` until `cancel` fires.
+async fn scheduled<F, Fut>(
+    job: &'static str,
+    schedule: &CronSchedule,
+    cancel: &CancellationToken,
+    store: &Store,
+    work: F,
+) -> Result<()>
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<runner::JobSummary>> + Send + 'static,
+{
+    let store = store.clone();
+    runner::run_on_schedule(job, schedule, cancel.clone(), move || {
+        let (store, work) = (store.clone(), work.clone());
+        async move {
+            let outcome = runner::run_locked(&store, job, work).await?;
+            if outcome == RunOutcome::Skipped {
+                tracing::info!(job, "skipped: another run holds the lock");
+            }
+            Ok(outcome)
+        }
+    })
+    .await
+}
