@@ -8,6 +8,9 @@
 #     on, a test user and the test bucket; stopped on exit. moto, pyarrow and polars (the
 #     lake tests' independent readers) live in a cached virtualenv, reinstalled when the
 #     requirement list below changes.
+#   - Two MLflow tracking servers on free loopback ports (sqlite backends): one serving
+#     artifacts through its proxy, one with artifacts in the S3 server; MLflow lives in its own
+#     cached virtualenv (it pins an older pyarrow). Stopped on exit.
 #   - unixODBC with the PostgreSQL ODBC driver (the sync tests' warehouse): checked, never
 #     installed here (.ci/run installs it).
 # Then: cargo fmt --check, cargo clippy -D warnings, cargo build of the binaries, and
@@ -18,6 +21,7 @@
 #   PRICECAST_TEST_PG_URL   admin URL of a PostgreSQL server to use instead of probing
 #   PRICECAST_TEST_ODBC_DRIVER  ODBC driver of the warehouse tests (default: PostgreSQL Unicode)
 #   PRICECAST_VENV          Python virtualenv for moto, pyarrow, polars (default: $HOME/.cache/pricecast-venv)
+#   PRICECAST_MLFLOW_VENV   Python virtualenv for MLflow (default: $HOME/.cache/pricecast-venv-mlflow)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -122,6 +126,56 @@ PRICECAST_TEST_S3_SECRET_ACCESS_KEY=$(printf '%s' "$s3_keys" | "$VENV/bin/python
 export PRICECAST_TEST_S3_ACCESS_KEY_ID PRICECAST_TEST_S3_SECRET_ACCESS_KEY
 export PRICECAST_TEST_PYTHON="$VENV/bin/python"
 echo "using $PRICECAST_TEST_S3_ENDPOINT, bucket $PRICECAST_TEST_S3_BUCKET"
+
+# --- MLflow tracking servers (the model registry tests) ------------------------------------
+# MLflow pins pyarrow<26 while the lake readers need a newer one, so MLflow (and boto3 for its
+# S3 artifacts) lives in a virtualenv of its own, reinstalled when this list changes.
+MLFLOW_REQUIREMENTS="mlflow==3.17.2 boto3==1.44.5"
+MLFLOW_VENV="${PRICECAST_MLFLOW_VENV:-$HOME/.cache/pricecast-venv-mlflow}"
+say "MLflow tracking servers: $MLFLOW_REQUIREMENTS"
+if [ ! -x "$MLFLOW_VENV/bin/mlflow" ] || [ "$(cat "$MLFLOW_VENV/.pricecast-requirements" 2>/dev/null)" != "$MLFLOW_REQUIREMENTS" ]; then
+  python3 -m venv "$MLFLOW_VENV" || die "cannot create a Python virtualenv at $MLFLOW_VENV (apt-get install python3-venv)"
+  # shellcheck disable=SC2086 # the list is word-split on purpose
+  "$MLFLOW_VENV/bin/pip" install --quiet --disable-pip-version-check $MLFLOW_REQUIREMENTS \
+    || die "cannot install $MLFLOW_REQUIREMENTS into $MLFLOW_VENV"
+  echo "$MLFLOW_REQUIREMENTS" >"$MLFLOW_VENV/.pricecast-requirements"
+fi
+free_port() { "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+mlflow_dir=$(mktemp -d /tmp/pricecast-mlflow.XXXXXX)
+# MLflow 3 starts background job workers (huey) per server; the tests need none of them.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+mlflow_port=$(free_port)
+mlflow_s3_port=$(free_port)
+# (a) artifacts through the server's proxy (run artifact URIs mlflow-artifacts:/…).
+setsid "$MLFLOW_VENV/bin/mlflow" server --backend-store-uri "sqlite:///$mlflow_dir/a.db" \
+  --serve-artifacts --artifacts-destination "$mlflow_dir/artifacts" \
+  --host 127.0.0.1 --port "$mlflow_port" --workers 1 >"$mlflow_dir/a.log" 2>&1 &
+mlflow_pid=$!
+cleanup_actions+=("kill -- -$mlflow_pid 2>/dev/null")
+# (b) artifacts straight in the S3 server, like the seed app's MinIO (run artifact URIs s3://…).
+MLFLOW_S3_ENDPOINT_URL="$PRICECAST_TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID="$PRICECAST_TEST_S3_ACCESS_KEY_ID" \
+  AWS_SECRET_ACCESS_KEY="$PRICECAST_TEST_S3_SECRET_ACCESS_KEY" AWS_DEFAULT_REGION=us-east-1 \
+  setsid "$MLFLOW_VENV/bin/mlflow" server --backend-store-uri "sqlite:///$mlflow_dir/b.db" \
+  --default-artifact-root "s3://$PRICECAST_TEST_S3_BUCKET/mlflow" --no-serve-artifacts \
+  --host 127.0.0.1 --port "$mlflow_s3_port" --workers 1 >"$mlflow_dir/b.log" 2>&1 &
+mlflow_s3_pid=$!
+cleanup_actions+=("kill -- -$mlflow_s3_pid 2>/dev/null; sleep 0.5; rm -rf $mlflow_dir")
+wait_for_mlflow() { # pid port log
+  for _ in $(seq 1 240); do
+    kill -0 "$1" 2>/dev/null || { cat "$3" >&2; die "mlflow server on port $2 exited at start"; }
+    if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$2/health', timeout=1)" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  cat "$3" >&2; die "mlflow server did not answer http://127.0.0.1:$2/health within 120 s"
+}
+wait_for_mlflow "$mlflow_pid" "$mlflow_port" "$mlflow_dir/a.log"
+wait_for_mlflow "$mlflow_s3_pid" "$mlflow_s3_port" "$mlflow_dir/b.log"
+export PRICECAST_TEST_MLFLOW_URI="http://127.0.0.1:$mlflow_port"
+export PRICECAST_TEST_MLFLOW_S3_URI="http://127.0.0.1:$mlflow_s3_port"
+export PRICECAST_TEST_MLFLOW_PYTHON="$MLFLOW_VENV/bin/python"
+echo "using $PRICECAST_TEST_MLFLOW_URI (artifact proxy) and $PRICECAST_TEST_MLFLOW_S3_URI (artifacts in S3)"
 
 # --- Warehouse: unixODBC + the PostgreSQL ODBC driver (stand-in for Databricks) ------------
 say "ODBC warehouse driver"

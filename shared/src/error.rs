@@ -149,6 +149,46 @@ pub enum Error {
         missing: String,
     },
 
+    /// The model registry (MLflow or the local one in the lake) cannot do what was asked.
+    #[error("model registry: {operation} failed: {message}")]
+    Registry {
+        /// What was being done (run, model and version named).
+        operation: String,
+        /// Why, and what to do.
+        message: String,
+    },
+
+    /// The MLflow tracking server did not answer, or kept failing, within the retries.
+    #[error(
+        "MLflow at {uri} did not answer {endpoint} after {attempts} attempt(s): {detail}; check MLFLOW_TRACKING_URI and that the tracking server is up"
+    )]
+    MlflowUnreachable {
+        /// The tracking URI (never holds a password).
+        uri: String,
+        /// The API endpoint called.
+        endpoint: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last failure seen.
+        detail: String,
+    },
+
+    /// The MLflow tracking server answered with an error that retrying will not fix.
+    #[error(
+        "MLflow rejected {endpoint} with HTTP {status} {code}: {message}{hint}",
+        hint = crate::error::mlflow_hint(*status, code)
+    )]
+    Mlflow {
+        /// The API endpoint called.
+        endpoint: String,
+        /// HTTP status.
+        status: u16,
+        /// MLflow's `error_code` (`RESOURCE_DOES_NOT_EXIST`, …), empty when there was none.
+        code: String,
+        /// MLflow's `message`, or the start of the body.
+        message: String,
+    },
+
     /// Reading the bundled data or a local file failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -158,5 +198,18 @@ impl Error {
     /// Shorthand for a configuration error.
     pub fn config(message: impl Into<String>) -> Self {
         Self::Config(message.into())
+    }
+}
+
+/// Advice for an MLflow HTTP status that usually means a wrong setting.
+pub(crate) fn mlflow_hint(status: u16, code: &str) -> &'static str {
+    match status {
+        401 | 403 => {
+            "; check MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        }
+        404 | 405 if code.is_empty() => {
+            "; check that MLFLOW_TRACKING_URI points at an MLflow tracking server"
+        }
+        _ => "",
     }
 }

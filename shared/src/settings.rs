@@ -25,6 +25,10 @@
 //! `DATABRICKS_ACCESS_TOKEN`, `DATABRICKS_ODBC_DRIVER`, `SYNC_ODBC_CONNECTION_STRING`, `SYNC_DIALECT`,
 //! `SYNC_CATALOG`, `SYNC_SCHEMA`, `SYNC_BATCH_SIZE`) are listed in [`crate::warehouse::config`];
 //! `SYNC_MODE` is the sync job's own.
+//! The model registry's variables (`MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`,
+//! `MLFLOW_TRACKING_TOKEN`, `MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`,
+//! `MLFLOW_HTTP_REQUEST_TIMEOUT`, `MLFLOW_HTTP_REQUEST_MAX_RETRIES`, `PRICECAST_MODEL_NAME`) are
+//! listed in [`crate::registry::config`].
 
 use std::fmt;
 use std::str::FromStr;

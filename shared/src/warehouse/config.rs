@@ -10,7 +10,7 @@
 //! | `SYNC_DIALECT` | `--sync-dialect` | `auto`: databricks for the `DATABRICKS_*` variables, postgres for a connection string |
 //! | `SYNC_CATALOG` | `--sync-catalog` | `main` (PostgreSQL: the connected database is the catalog) |
 //! | `SYNC_SCHEMA` | `--sync-schema` | `pricecast` |
-//! | `SYNC_BATCH_SIZE` | `--sync-batch-size` | 10000 rows per bulk insert and MERGE |
+//! | `SYNC_BATCH_SIZE` | `--sync-batch-size` | 10000 rows per bulk insert (the job merges every 100,000 staged rows) |
 //!
 //! With none of the connection variables set, sync is not configured and does nothing.
 
@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 
 /// The Databricks ODBC driver's name as its installer registers it.
 pub const DEFAULT_DATABRICKS_ODBC_DRIVER: &str = "Simba Spark ODBC Driver";
-/// Rows per bulk insert and MERGE: large enough to amortise a round trip and a MERGE, small
+/// Rows per bulk insert into the staging table: large enough to amortise a round trip, small
 /// enough to keep a batch in a few megabytes.
 pub const DEFAULT_BATCH_SIZE: usize = 10_000;
 /// Keys of connection-string attributes whose values are secrets.
@@ -246,7 +246,7 @@ pub struct WarehouseArgs {
     )]
     pub sync_schema: String,
 
-    /// Rows per bulk insert into the staging table and per MERGE.
+    /// Rows per bulk insert into the staging table.
     #[arg(
         long,
         env = "SYNC_BATCH_SIZE",
@@ -292,7 +292,7 @@ pub struct WarehouseConfig {
     pub dialect: Dialect,
     /// Catalog and schema of the tables.
     pub namespace: Namespace,
-    /// Rows per bulk insert and MERGE.
+    /// Rows per bulk insert into the staging table.
     pub batch_size: usize,
 }
 

@@ -1,7 +1,13 @@
 //! The SQL each warehouse understands: Databricks SQL (Delta tables) and PostgreSQL (the local
 //! stand-in the tests run against, which has MERGE since version 15).
 
-use super::table::{ColumnType, DECIMAL_PRECISION, DECIMAL_SCALE, TableSpec};
+use std::fmt::Write as _;
+
+use chrono::{Datelike, Timelike};
+
+use super::table::{
+    ColumnType, ColumnValues, DECIMAL_PRECISION, DECIMAL_SCALE, TableSpec, to_micros,
+};
 
 /// A warehouse's SQL dialect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +141,32 @@ impl Dialect {
         )
     }
 
+    /// How a batch reaches this dialect's staging table.
+    pub fn staging_load(self) -> StagingLoad {
+        match self {
+            Self::Databricks => StagingLoad::ParameterArrays,
+            Self::Postgres => StagingLoad::ArrayLiterals,
+        }
+    }
+
+    /// The insert of a whole batch into the staging table in one execution
+    /// ([`StagingLoad::ArrayLiterals`], PostgreSQL): parameter `i` is column `i`'s values as one
+    /// array literal ([`array_literal`]), and `unnest` turns the arrays back into rows.
+    pub fn insert_staging_arrays(self, ns: &Namespace, spec: &TableSpec) -> String {
+        let names: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+        let arrays: Vec<String> = spec
+            .columns
+            .iter()
+            .map(|c| format!("CAST(? AS {}[])", self.column_type(c.ty)))
+            .collect();
+        format!(
+            "INSERT INTO {} ({}) SELECT * FROM unnest({})",
+            self.table_name(ns, &spec.staging_name()),
+            self.column_list(&names),
+            arrays.join(", ")
+        )
+    }
+
     /// Merges the staging rows into the target: updates rows whose key exists, inserts the rest.
     pub fn merge(self, ns: &Namespace, spec: &TableSpec) -> String {
         let on: Vec<String> = spec
@@ -180,6 +212,69 @@ impl Dialect {
             .map(|n| self.quote(n))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// How rows are inserted into a staging table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StagingLoad {
+    /// One parameterised single-row INSERT executed with odbc-api's columnar parameter arrays
+    /// (Databricks' driver sends the array in one request).
+    ParameterArrays,
+    /// One INSERT … SELECT FROM unnest(…) per batch, each column sent as a single array-literal
+    /// parameter: the PostgreSQL ODBC driver executes parameter arrays one row at a time, which
+    /// costs a server round of parse, plan and execute per row.
+    ArrayLiterals,
+}
+
+/// A column's values as a PostgreSQL array literal (`{"a",NULL,"b"}`), appended to `out`:
+/// text is quoted and escaped, decimals keep their scale, timestamps are UTC microseconds.
+pub fn array_literal(values: &ColumnValues, out: &mut String) {
+    fn push_all<T>(out: &mut String, values: &[Option<T>], mut push: impl FnMut(&mut String, &T)) {
+        out.push('{');
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match value {
+                Some(value) => push(out, value),
+                None => out.push_str("NULL"),
+            }
+        }
+        out.push('}');
+    }
+    // `write!` into a String cannot fail.
+    match values {
+        ColumnValues::Text(v) => push_all(out, v, |out, s| {
+            out.push('"');
+            for c in s.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        }),
+        ColumnValues::BigInt(v) => push_all(out, v, |out, n| {
+            let _ = write!(out, "{n}");
+        }),
+        ColumnValues::Decimal(v) => push_all(out, v, |out, d| {
+            let _ = write!(out, "{d}");
+        }),
+        ColumnValues::Timestamp(v) => push_all(out, v, |out, t| {
+            let t = to_micros(*t);
+            let _ = write!(
+                out,
+                "\"{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00\"",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.nanosecond() / 1_000
+            );
+        }),
     }
 }
 
@@ -311,6 +406,53 @@ mod tests {
             Dialect::Postgres.clear_staging(&ns(), &SPEC),
             "TRUNCATE TABLE \"pricecast\".\"things_staging\""
         );
+    }
+
+    #[test]
+    fn postgres_stages_a_batch_as_unnested_arrays_and_databricks_as_parameter_arrays() {
+        assert_eq!(
+            Dialect::Postgres.insert_staging_arrays(&ns(), &SPEC),
+            "INSERT INTO \"pricecast\".\"things_staging\" (\"interval\", \"price\", \"at\") \
+             SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS NUMERIC[]), CAST(? AS TIMESTAMPTZ[]))"
+        );
+        assert_eq!(Dialect::Postgres.staging_load(), StagingLoad::ArrayLiterals);
+        assert_eq!(
+            Dialect::Databricks.staging_load(),
+            StagingLoad::ParameterArrays
+        );
+    }
+
+    #[test]
+    fn array_literals_quote_text_and_keep_nulls_scales_and_microseconds() {
+        let literal = |values: ColumnValues| {
+            let mut out = String::new();
+            array_literal(&values, &mut out);
+            out
+        };
+        assert_eq!(
+            literal(ColumnValues::Text(vec![
+                Some("1h".into()),
+                None,
+                Some("a\"b\\c,{d}".into()),
+                Some("NULL".into()),
+            ])),
+            r#"{"1h",NULL,"a\"b\\c,{d}","NULL"}"#
+        );
+        assert_eq!(
+            literal(ColumnValues::BigInt(vec![Some(-5), None])),
+            "{-5,NULL}"
+        );
+        let d = |s: &str| s.parse::<rust_decimal::Decimal>().expect("decimal");
+        assert_eq!(
+            literal(ColumnValues::Decimal(vec![Some(d("94000.10000000")), None])),
+            "{94000.10000000,NULL}"
+        );
+        let t = "2025-04-28T13:59:59.999123456Z".parse().expect("time");
+        assert_eq!(
+            literal(ColumnValues::Timestamp(vec![Some(t)])),
+            r#"{"2025-04-28 13:59:59.999123+00"}"#
+        );
+        assert_eq!(literal(ColumnValues::Timestamp(vec![])), "{}");
     }
 
     #[test]

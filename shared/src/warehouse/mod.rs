@@ -1,10 +1,12 @@
 //! The analytics warehouse over ODBC: Databricks SQL in production, any ODBC data source with
 //! MERGE (PostgreSQL 15+) otherwise.
 //!
-//! Loading is idempotent: each batch is bulk-inserted into the table's staging table with
-//! odbc-api's columnar buffers ([`Warehouse::stage`]), then merged into the target on the
-//! table's key and the staging rows cleared ([`Warehouse::merge`]). A batch staged twice, or
-//! merged twice, leaves the same rows. ODBC calls block: run them on a blocking thread.
+//! Loading is idempotent: each batch is bulk-inserted into the table's staging table
+//! ([`Warehouse::stage`]: odbc-api's columnar parameter arrays on Databricks, one
+//! `INSERT … SELECT FROM unnest(…)` of array literals on PostgreSQL, see [`StagingLoad`]), then
+//! merged into the target on the table's key and the staging rows cleared
+//! ([`Warehouse::merge`]). A batch staged twice, or merged twice, leaves the same rows. ODBC
+//! calls block: run them on a blocking thread.
 
 pub mod config;
 pub mod dialect;
@@ -12,17 +14,22 @@ pub mod table;
 
 use chrono::{Datelike, Timelike};
 use odbc_api::buffers::{NullableSliceMut, TextColumnSliceMut};
-use odbc_api::{BindParamDesc, Connection, ConnectionOptions, Cursor, ResultSetMetadata};
+use odbc_api::{
+    BindParamDesc, Connection, ConnectionOptions, Cursor, IntoParameter, ResultSetMetadata,
+};
 
 use crate::error::{Error, Result};
 pub use config::{OdbcConnectionString, WarehouseArgs, WarehouseConfig};
-pub use dialect::{Dialect, Namespace};
+pub use dialect::{Dialect, Namespace, StagingLoad};
 pub use table::{ColumnSpec, ColumnType, ColumnValues, RowBatch, TableSpec};
 
 /// Seconds a login may take before the warehouse counts as unreachable.
 const LOGIN_TIMEOUT_SECS: u32 = 30;
 /// Digits of fractional seconds sent with timestamps: microseconds, what both dialects keep.
 const TIMESTAMP_PRECISION: i16 = 6;
+/// Typical bytes of one value in an array literal (a quoted timestamp is 30): the first guess
+/// of a literal's length, so most are built without reallocating.
+const ARRAY_ELEMENT_BYTES: usize = 24;
 
 /// An open connection to the warehouse.
 pub struct Warehouse {
@@ -150,6 +157,9 @@ impl Warehouse {
         if rows == 0 {
             return Ok(());
         }
+        if self.dialect.staging_load() == StagingLoad::ArrayLiterals {
+            return self.stage_array_literals(batch);
+        }
         let sql = self.dialect.insert_staging(&self.namespace, batch.spec);
         let prepared = self.conn.prepare(&sql).map_err(|e| self.error(&sql, e))?;
         let descriptions = batch.spec.columns.iter().map(|c| bind_description(c.ty));
@@ -185,6 +195,33 @@ impl Warehouse {
         self.in_transaction(|| {
             inserter
                 .execute()
+                .map(drop)
+                .map_err(|e| self.error(&sql, e))
+        })
+    }
+
+    /// Inserts a validated batch with one statement whose parameters are its columns as array
+    /// literals ([`StagingLoad::ArrayLiterals`]).
+    fn stage_array_literals(&self, batch: &RowBatch) -> Result<()> {
+        let sql = self
+            .dialect
+            .insert_staging_arrays(&self.namespace, batch.spec);
+        let literals: Vec<String> = batch
+            .columns
+            .iter()
+            .map(|values| {
+                let mut literal = String::with_capacity(values.len() * ARRAY_ELEMENT_BYTES);
+                dialect::array_literal(values, &mut literal);
+                literal
+            })
+            .collect();
+        let parameters: Vec<_> = literals
+            .iter()
+            .map(|l| l.as_str().into_parameter())
+            .collect();
+        self.in_transaction(|| {
+            self.conn
+                .execute(&sql, parameters.as_slice(), None)
                 .map(drop)
                 .map_err(|e| self.error(&sql, e))
         })

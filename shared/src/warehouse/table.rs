@@ -234,18 +234,21 @@ impl RowBatch {
     }
 }
 
-/// Whether a decimal is held exactly by `DECIMAL(38,10)`.
+/// Whether a decimal is held exactly by `DECIMAL(38,10)`. Checked for every value sent, so
+/// without formatting it: normalising only when the scale is too large, and comparing the
+/// magnitude with 10^28.
 pub fn fits_warehouse_decimal(value: Decimal) -> bool {
-    let value = value.normalize();
-    let integer_digits = value
-        .trunc()
-        .abs()
-        .to_string()
-        .trim_start_matches('0')
-        .len();
+    let value = if value.scale() > DECIMAL_SCALE {
+        value.normalize()
+    } else {
+        value
+    };
     value.scale() <= DECIMAL_SCALE
-        && integer_digits <= (DECIMAL_PRECISION as usize - DECIMAL_SCALE as usize)
+        && value.abs() < Decimal::from_i128_with_scale(DECIMAL_INTEGER_LIMIT, 0)
 }
+
+/// 10^28: the smallest integer with more digits than `DECIMAL(38,10)` keeps before the point.
+const DECIMAL_INTEGER_LIMIT: i128 = 10i128.pow(DECIMAL_PRECISION as u32 - DECIMAL_SCALE);
 
 /// An instant truncated to the microseconds a warehouse timestamp keeps.
 pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -321,5 +324,9 @@ mod tests {
         assert!(!fits("0.00000000001"));
         assert!(fits("134461243746814744944.23693400"));
         assert!(fits("0"));
+        assert!(fits("-0.10000000000000000000"));
+        assert!(fits("-9999999999999999999999999999"));
+        assert!(!fits("10000000000000000000000000000"));
+        assert!(!fits("-10000000000000000000000000000.5"));
     }
 }

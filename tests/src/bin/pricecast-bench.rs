@@ -7,6 +7,7 @@
 //! target/release/pricecast-bench collect-synthetic --candles 1000000
 //! target/release/pricecast-bench api --seconds 15 --connections 64
 //! target/release/pricecast-bench export-synthetic --candles 1000000 --lake s3
+//! target/release/pricecast-bench export-synthetic --candles 1000000 --lake s3 --s3-server s3s-fs
 //! target/release/pricecast-bench export-synthetic --candles 1000000 --lake file
 //! target/release/pricecast-bench parquet-encode --candles 1000000
 //! target/release/pricecast-bench sync-synthetic --candles 1000000
@@ -14,6 +15,8 @@
 //!
 //! The lake scenarios use the Python virtualenv tests/run.sh creates (moto for the S3 server,
 //! pyarrow for the reference encoder), `$HOME/.cache/pricecast-venv` unless `PRICECAST_VENV`.
+//! `--s3-server s3s-fs` uses the `s3s-fs` binary on `PATH` (or `PRICECAST_S3S_FS`) instead of moto:
+//! `cargo install s3s-fs --version 0.14.1 --features binary --locked`.
 //!
 //! Peak memory comes from `/usr/bin/time -f %M` (maximum resident set size of the child);
 //! HTTP load from `wrk --latency`.
@@ -51,14 +54,18 @@ enum Scenario {
         candles: usize,
     },
     /// Export a synthetic 1m series from PostgreSQL to the lake with the release
-    /// `pricecast-export` (S3: a local moto server).
+    /// `pricecast-export` (S3: a local moto or s3s-fs server).
     ExportSynthetic {
         /// Candles in the series.
         #[arg(long, default_value_t = 1_000_000)]
         candles: usize,
-        /// `s3` (local moto server) or `file` (a temporary folder).
+        /// `s3` (a local S3 server, see `--s3-server`) or `file` (a temporary folder).
         #[arg(long, default_value = "s3")]
         lake: String,
+        /// The local S3 server for `--lake s3`: `moto` (Python, the tests' server) or `s3s-fs`
+        /// (Rust, over a temporary folder).
+        #[arg(long, default_value = "moto")]
+        s3_server: String,
     },
     /// Time the Parquet encoding alone (same rows, schema and zstd level) against pyarrow's
     /// `pq.write_table`, in the same run.
@@ -95,7 +102,11 @@ async fn main() -> Result<()> {
             seconds,
             connections,
         } => api(seconds, connections).await,
-        Scenario::ExportSynthetic { candles, lake } => export_synthetic(candles, &lake).await,
+        Scenario::ExportSynthetic {
+            candles,
+            lake,
+            s3_server,
+        } => export_synthetic(candles, &lake, &s3_server).await,
         Scenario::ParquetEncode { candles } => parquet_encode(candles),
         Scenario::SyncSynthetic { candles } => sync_synthetic(candles).await,
     }
@@ -261,36 +272,107 @@ fn venv_bin(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A moto S3 server on a free loopback port, killed on drop.
-struct MotoServer {
-    child: std::process::Child,
-    endpoint: String,
+/// Which local S3 server `export-synthetic --lake s3` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum S3ServerKind {
+    /// moto's standalone server (Python), the tests' S3 server; accepts any credentials.
+    Moto,
+    /// s3s-fs (Rust), an S3 server over a folder; checks the credentials it is started with.
+    S3sFs,
 }
 
-impl MotoServer {
-    async fn start() -> Result<Self> {
+impl S3ServerKind {
+    fn parse(name: &str) -> Result<Self> {
+        match name {
+            "moto" => Ok(Self::Moto),
+            "s3s-fs" => Ok(Self::S3sFs),
+            other => bail!("--s3-server {other}: use moto or s3s-fs"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Moto => "moto",
+            Self::S3sFs => "s3s-fs",
+        }
+    }
+}
+
+/// The `s3s-fs` binary: `PRICECAST_S3S_FS`, else `s3s-fs` on `PATH`, else `~/.cargo/bin/s3s-fs`.
+fn s3s_fs_bin() -> Result<PathBuf> {
+    if let Ok(path) = std::env::var("PRICECAST_S3S_FS") {
+        return Ok(PathBuf::from(path));
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .chain(std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin")))
+        .map(|folder| folder.join("s3s-fs"))
+        .find(|path| path.is_file());
+    on_path.context(
+        "s3s-fs not found: `cargo install s3s-fs --version 0.14.1 --features binary --locked` \
+         (or set PRICECAST_S3S_FS)",
+    )
+}
+
+/// A local S3 server (moto or s3s-fs) on a free loopback port, path-style, killed on drop.
+struct S3Server {
+    kind: S3ServerKind,
+    child: std::process::Child,
+    endpoint: String,
+    access_key: &'static str,
+    secret_key: &'static str,
+    /// s3s-fs's root folder (buckets are its subfolders), removed on drop.
+    _root: Option<tempfile::TempDir>,
+}
+
+impl S3Server {
+    async fn start(kind: S3ServerKind) -> Result<Self> {
+        let (access_key, secret_key) = ("bench", "bench-secret");
         let port = free_port()?;
-        let child = Command::new(venv_bin("moto_server")?)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let (mut command, root) = match kind {
+            S3ServerKind::Moto => {
+                let mut command = Command::new(venv_bin("moto_server")?);
+                command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+                (command, None)
+            }
+            S3ServerKind::S3sFs => {
+                let root = tempfile::tempdir()?;
+                let mut command = Command::new(s3s_fs_bin()?);
+                command
+                    .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                    .args(["--access-key", access_key, "--secret-key", secret_key])
+                    .arg(root.path())
+                    // Its tracing goes to stdout; keep it to warnings.
+                    .env("RUST_LOG", "warn");
+                (command, Some(root))
+            }
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting moto_server")?;
-        let server = Self {
+            .with_context(|| format!("starting {}", kind.name()))?;
+        let mut server = Self {
+            kind,
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            access_key,
+            secret_key,
+            _root: root,
         };
         for _ in 0..150 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(server);
             }
+            if let Some(status) = server.child.try_wait()? {
+                bail!("{} exited at start ({status})", kind.name());
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        bail!("moto_server did not answer on {}", server.endpoint)
+        bail!("{} did not answer on {}", kind.name(), server.endpoint)
     }
-}
 
-impl MotoServer {
     /// CPU seconds (user + system) the server has used so far, from `/proc` (Linux; `/proc`
     /// counts in USER_HZ, 100 per second); `None` elsewhere.
     fn cpu_seconds(&self) -> Option<f64> {
@@ -304,14 +386,15 @@ impl MotoServer {
     }
 }
 
-impl Drop for MotoServer {
+impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-async fn export_synthetic(candles: usize, lake: &str) -> Result<()> {
+async fn export_synthetic(candles: usize, lake: &str, s3_server: &str) -> Result<()> {
+    let s3_kind = S3ServerKind::parse(s3_server)?;
     let db = TestDb::postgres().await;
     let series = synthetic_series("BTCUSDT", Interval::M1, candles);
     for chunk in series.chunks(20_000) {
@@ -319,20 +402,20 @@ async fn export_synthetic(candles: usize, lake: &str) -> Result<()> {
     }
     drop(series);
     let folder = tempfile::tempdir()?;
-    let moto = match lake {
-        "s3" => Some(MotoServer::start().await?),
+    let server = match lake {
+        "s3" => Some(S3Server::start(s3_kind).await?),
         "file" => None,
         other => bail!("--lake {other}: use s3 or file"),
     };
     let mut env = vec![("DATABASE_URL", db.url.clone())];
     let mut args = vec!["--symbols", "BTCUSDT", "--intervals", "1m"];
-    match &moto {
-        Some(moto) => {
+    match &server {
+        Some(server) => {
             env.extend([
                 ("LAKE_URL", "s3://pricecast-bench/lake".to_owned()),
-                ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-                ("AWS_ACCESS_KEY_ID", "bench".to_owned()),
-                ("AWS_SECRET_ACCESS_KEY", "bench-secret".to_owned()),
+                ("AWS_ENDPOINT_URL", server.endpoint.clone()),
+                ("AWS_ACCESS_KEY_ID", server.access_key.to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", server.secret_key.to_owned()),
             ]);
             args.push("--create-bucket");
         }
@@ -341,12 +424,12 @@ async fn export_synthetic(candles: usize, lake: &str) -> Result<()> {
             format!("file://{}", folder.path().join("lake").display()),
         )),
     }
-    let moto_cpu_before = moto.as_ref().and_then(MotoServer::cpu_seconds);
+    let server_cpu_before = server.as_ref().and_then(S3Server::cpu_seconds);
     let run = run_measured("pricecast-export", &args, &env)?;
-    let moto_cpu = moto
+    let server_cpu = server
         .as_ref()
-        .and_then(MotoServer::cpu_seconds)
-        .zip(moto_cpu_before)
+        .and_then(S3Server::cpu_seconds)
+        .zip(server_cpu_before)
         .map(|(after, before)| after - before);
     let (partitions, rows) = {
         let runs = db.store.job_runs(Some("export"), 1).await?;
@@ -357,21 +440,20 @@ async fn export_synthetic(candles: usize, lake: &str) -> Result<()> {
         bail!("expected {candles} rows exported, the run says {rows}: {partitions}");
     }
     println!(
-        "| scenario | candles | wall | candles/s | peak RSS (export process) | moto CPU during the export |"
+        "| scenario | candles | wall | candles/s | peak RSS (export process) | S3 server CPU during the export |"
     );
     println!("|---|---|---|---|---|---|");
+    let target = server.as_ref().map_or_else(
+        || "file://".to_owned(),
+        |server| format!("S3 ({})", server.kind.name()),
+    );
     println!(
-        "| export PostgreSQL → {} (1m, {} day files) | {candles} | {:.2} s | {:.0} | {:.0} MB | {} |",
-        if moto.is_some() {
-            "S3 (moto)"
-        } else {
-            "file://"
-        },
+        "| export PostgreSQL → {target} (1m, {} day files) | {candles} | {:.2} s | {:.0} | {:.0} MB | {} |",
         candles.div_ceil(1440),
         run.wall.as_secs_f64(),
         candles as f64 / run.wall.as_secs_f64(),
         run.peak_rss_mb,
-        moto_cpu.map_or_else(|| "–".to_owned(), |s| format!("{s:.2} s"))
+        server_cpu.map_or_else(|| "–".to_owned(), |s| format!("{s:.2} s"))
     );
     Ok(())
 }

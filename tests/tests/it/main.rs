@@ -6,4 +6,5 @@ mod collect;
 mod demo;
 mod deploy;
 mod export;
+mod registry;
 mod sync;

@@ -347,3 +347,27 @@ async fn the_binary_syncs_over_odbc_and_never_logs_the_databricks_token() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("SYNC_BATCH_SIZE"), "{text}");
 }
+
+#[tokio::test]
+async fn text_with_quotes_backslashes_and_braces_and_null_columns_arrive_unchanged() {
+    let db = TestDb::postgres().await;
+    let wh = TestWarehouse::new().await;
+    let mut candles = db.load_bundled("BTCUSDT", 3).await;
+    let sources = [r#"bin"ance\{a,b}"#, "NULL", "  spaced é "];
+    for (candle, source) in candles.iter_mut().zip(sources) {
+        candle.source = source.to_owned();
+        candle.quote_volume = None;
+        candle.trades = None;
+    }
+    db.store
+        .upsert_candles(&candles)
+        .await
+        .expect("odd candles");
+    let ctx = context(&db.store, wh.config(2));
+    assert_eq!(sync::run(&ctx, &plan()).await.expect("sync").rows, 3);
+    assert_eq!(
+        warehouse_rows(&wh, "candles").await,
+        expected_rows(&stored(&db.store).await)
+    );
+    assert_eq!(count(&wh, "candles_staging").await, 0);
+}
