@@ -393,6 +393,19 @@ impl Drop for S3Server {
     }
 }
 
+/// Lets a freshly loaded PostgreSQL database reach the state of data loaded long ago: hint bits
+/// set and statistics gathered (VACUUM ANALYZE), dirty pages written (CHECKPOINT), so the timed
+/// run does not pay for the load's aftermath.
+async fn settle(db: &TestDb) -> Result<()> {
+    if let pricecast_shared::store::Store::Postgres(pg) = &db.store {
+        sqlx::query("VACUUM (ANALYZE) candles")
+            .execute(pg.pool())
+            .await?;
+        sqlx::query("CHECKPOINT").execute(pg.pool()).await?;
+    }
+    Ok(())
+}
+
 async fn export_synthetic(candles: usize, lake: &str, s3_server: &str) -> Result<()> {
     let s3_kind = S3ServerKind::parse(s3_server)?;
     let db = TestDb::postgres().await;
@@ -401,6 +414,7 @@ async fn export_synthetic(candles: usize, lake: &str, s3_server: &str) -> Result
         db.store.upsert_candles(chunk).await?;
     }
     drop(series);
+    settle(&db).await?;
     let folder = tempfile::tempdir()?;
     let server = match lake {
         "s3" => Some(S3Server::start(s3_kind).await?),
