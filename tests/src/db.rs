@@ -1,7 +1,8 @@
 //! Fresh databases for tests: a new PostgreSQL database per test on the server the test script
 //! started (or found), or a new SQLite file in a temporary folder.
 
-use pricecast_shared::store::{AccessMode, Store, StoreOptions};
+use pricecast_shared::domain::Interval;
+use pricecast_shared::store::{AccessMode, CandleQuery, Store, StoreOptions};
 use pricecast_shared::{domain::Candle, domain::Symbol, replay};
 
 /// Where the test PostgreSQL server is; the test script exports it.
@@ -94,5 +95,21 @@ impl TestDb {
                 .expect("load candles");
         }
         candles
+    }
+
+    /// Every stored BTCUSDT candle of `interval`, oldest first.
+    pub async fn btc_candles(&self, interval: Interval) -> Vec<Candle> {
+        self.store
+            .candles(&CandleQuery {
+                symbol: "BTCUSDT".parse().expect("symbol"),
+                interval,
+                from: None,
+                to: None,
+                limit: i64::MAX,
+                offset: 0,
+                newest_first: false,
+            })
+            .await
+            .expect("stored candles")
     }
 }

@@ -122,34 +122,32 @@ impl PgStore {
     }
 
     pub(super) async fn candles(&self, q: &CandleQuery) -> Result<Vec<Candle>> {
-        let order = if q.newest_first { "DESC" } else { "ASC" };
-        let sql = format!(
-            "SELECT {CANDLE_COLUMNS} FROM candles WHERE symbol = $1 AND interval = $2 \
-             AND ($3::timestamptz IS NULL OR open_time >= $3) \
-             AND ($4::timestamptz IS NULL OR open_time <= $4) \
-             ORDER BY open_time {order} LIMIT $5 OFFSET $6"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(q.symbol.as_str())
-            .bind(q.interval.as_str())
-            .bind(q.from)
-            .bind(q.to)
-            .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = self.range_rows(q, CANDLE_COLUMNS).await?;
         rows.iter().map(candle_from_row).collect()
     }
 
     pub(super) async fn closes(&self, q: &CandleQuery) -> Result<Vec<PricePoint>> {
+        let rows = self.range_rows(q, "open_time, close").await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PricePoint {
+                    open_time: r.try_get("open_time")?,
+                    close: r.try_get("close")?,
+                })
+            })
+            .collect()
+    }
+
+    /// `columns` of the candles a query selects, in its order, limit and offset.
+    async fn range_rows(&self, q: &CandleQuery, columns: &str) -> Result<Vec<PgRow>> {
         let order = if q.newest_first { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT open_time, close FROM candles WHERE symbol = $1 AND interval = $2 \
+            "SELECT {columns} FROM candles WHERE symbol = $1 AND interval = $2 \
              AND ($3::timestamptz IS NULL OR open_time >= $3) \
              AND ($4::timestamptz IS NULL OR open_time <= $4) \
              ORDER BY open_time {order} LIMIT $5 OFFSET $6"
         );
-        let rows: Vec<(DateTime<Utc>, Decimal)> = sqlx::query_as(&sql)
+        Ok(sqlx::query(&sql)
             .bind(q.symbol.as_str())
             .bind(q.interval.as_str())
             .bind(q.from)
@@ -157,11 +155,7 @@ impl PgStore {
             .bind(q.limit)
             .bind(q.offset)
             .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(open_time, close)| PricePoint { open_time, close })
-            .collect())
+            .await?)
     }
 
     pub(super) async fn series(&self) -> Result<Vec<SeriesSummary>> {

@@ -152,32 +152,31 @@ impl SqliteStore {
     }
 
     pub(super) async fn candles(&self, q: &CandleQuery) -> Result<Vec<Candle>> {
-        let order = if q.newest_first { "DESC" } else { "ASC" };
-        let sql = format!(
-            "SELECT {CANDLE_COLUMNS} FROM candles WHERE symbol = ?1 AND interval = ?2 \
-             AND (?3 IS NULL OR open_time >= ?3) AND (?4 IS NULL OR open_time <= ?4) \
-             ORDER BY open_time {order} LIMIT ?5 OFFSET ?6"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(q.symbol.as_str())
-            .bind(q.interval.as_str())
-            .bind(q.from.map(|t| t.timestamp_millis()))
-            .bind(q.to.map(|t| t.timestamp_millis()))
-            .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = self.range_rows(q, CANDLE_COLUMNS).await?;
         rows.iter().map(candle_from_row).collect()
     }
 
     pub(super) async fn closes(&self, q: &CandleQuery) -> Result<Vec<PricePoint>> {
+        let rows = self.range_rows(q, "open_time, close").await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PricePoint {
+                    open_time: millis(r.try_get("open_time")?)?,
+                    close: decimal(r, "close")?,
+                })
+            })
+            .collect()
+    }
+
+    /// `columns` of the candles a query selects, in its order, limit and offset.
+    async fn range_rows(&self, q: &CandleQuery, columns: &str) -> Result<Vec<SqliteRow>> {
         let order = if q.newest_first { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT open_time, close FROM candles WHERE symbol = ?1 AND interval = ?2 \
+            "SELECT {columns} FROM candles WHERE symbol = ?1 AND interval = ?2 \
              AND (?3 IS NULL OR open_time >= ?3) AND (?4 IS NULL OR open_time <= ?4) \
              ORDER BY open_time {order} LIMIT ?5 OFFSET ?6"
         );
-        let rows: Vec<(i64, String)> = sqlx::query_as(&sql)
+        Ok(sqlx::query(&sql)
             .bind(q.symbol.as_str())
             .bind(q.interval.as_str())
             .bind(q.from.map(|t| t.timestamp_millis()))
@@ -185,17 +184,7 @@ impl SqliteStore {
             .bind(q.limit)
             .bind(q.offset)
             .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|(open_ms, close)| {
-                Ok(PricePoint {
-                    open_time: millis(open_ms)?,
-                    close: Decimal::from_str(&close).map_err(|e| {
-                        Error::CorruptRow(format!("close {close:?} is not a decimal: {e}"))
-                    })?,
-                })
-            })
-            .collect()
+            .await?)
     }
 
     pub(super) async fn series(&self) -> Result<Vec<SeriesSummary>> {

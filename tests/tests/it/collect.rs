@@ -61,22 +61,6 @@ fn plan(interval: Interval, since: Option<DateTime<Utc>>) -> CollectPlan {
     }
 }
 
-async fn count(store: &Store, interval: Interval) -> usize {
-    store
-        .candles(&CandleQuery {
-            symbol: btc(),
-            interval,
-            from: None,
-            to: None,
-            limit: 10_000_000,
-            offset: 0,
-            newest_first: false,
-        })
-        .await
-        .expect("candles")
-        .len()
-}
-
 #[tokio::test]
 async fn backfill_stores_every_bundled_candle_exactly_and_reruns_change_nothing() {
     let fake = FakeBinance::start().await;
@@ -91,7 +75,7 @@ async fn backfill_stores_every_bundled_candle_exactly_and_reruns_change_nothing(
             "{}",
             db.store.backend()
         );
-        assert_eq!(count(&db.store, Interval::H1).await, BUNDLED_CANDLES);
+        assert_eq!(db.btc_candles(Interval::H1).await.len(), BUNDLED_CANDLES);
 
         let served = fake.series("BTCUSDT", Interval::H1);
         let stored = db
@@ -116,7 +100,7 @@ async fn backfill_stores_every_bundled_candle_exactly_and_reruns_change_nothing(
             .await
             .expect("re-run");
         assert_eq!(again.rows, 0);
-        assert_eq!(count(&db.store, Interval::H1).await, BUNDLED_CANDLES);
+        assert_eq!(db.btc_candles(Interval::H1).await.len(), BUNDLED_CANDLES);
     }
 }
 
@@ -132,7 +116,7 @@ async fn a_changed_candle_is_updated_not_duplicated() {
     collect::run(&ctx, &plan(Interval::H1, Some(since)))
         .await
         .expect("first run");
-    let before = count(&db.store, Interval::H1).await;
+    let before = db.btc_candles(Interval::H1).await.len();
 
     let mut series = fake.series("BTCUSDT", Interval::H1);
     let index = series.len() - 10;
@@ -145,7 +129,7 @@ async fn a_changed_candle_is_updated_not_duplicated() {
         .await
         .expect("second run");
     assert_eq!(summary.rows, 1);
-    assert_eq!(count(&db.store, Interval::H1).await, before);
+    assert_eq!(db.btc_candles(Interval::H1).await.len(), before);
     let stored = db
         .store
         .candles(&CandleQuery {
@@ -195,7 +179,7 @@ async fn only_closed_candles_are_stored() {
     collect::run(&ctx, &plan(Interval::M1, Some(since)))
         .await
         .expect("run");
-    let stored = count(&db.store, Interval::M1).await;
+    let stored = db.btc_candles(Interval::M1).await.len();
     assert_eq!(stored, 30);
     let newest = db
         .store
@@ -226,7 +210,7 @@ async fn rate_limited_requests_wait_retry_after_then_succeed() {
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was not honoured"
     );
-    assert!(count(&db.store, Interval::H1).await > 0);
+    assert!(!db.btc_candles(Interval::H1).await.is_empty());
     let requests = fake.requests();
     assert_eq!(requests[0].start_time, requests[1].start_time);
 }
@@ -249,7 +233,7 @@ async fn server_errors_and_timeouts_are_retried() {
     collect::run(&ctx, &plan(Interval::H1, Some(since)))
         .await
         .expect("succeeds after retries");
-    assert_eq!(count(&db.store, Interval::H1).await, 32);
+    assert_eq!(db.btc_candles(Interval::H1).await.len(), 32);
     assert!(fake.requests().len() >= 4);
 }
 
@@ -271,7 +255,7 @@ async fn retries_stop_within_the_time_budget_with_a_clear_error() {
     assert!(matches!(err, Error::RetriesExhausted { .. }), "{err}");
     assert!(err.to_string().contains("HTTP 500"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(count(&db.store, Interval::H1).await, 0);
+    assert_eq!(db.btc_candles(Interval::H1).await.len(), 0);
 }
 
 #[tokio::test]
@@ -314,7 +298,7 @@ async fn bad_pages_are_rejected_whole_naming_the_problem() {
                 .expect_err(expected);
             assert!(err.to_string().contains(expected), "{fault:?}: {err}");
             assert_eq!(
-                count(&db.store, Interval::H1).await,
+                db.btc_candles(Interval::H1).await.len(),
                 1000,
                 "{fault:?} on {}",
                 db.store.backend()
@@ -364,7 +348,7 @@ async fn gaps_are_listed_repaired_and_exchange_gaps_remembered() {
         let gaps = db.store.gaps(&btc(), Interval::H1).await.expect("gaps");
         assert_eq!(gaps.len(), 1);
         assert!(gaps[0].known_exchange_gap);
-        assert_eq!(count(&db.store, Interval::H1).await, BUNDLED_CANDLES);
+        assert_eq!(db.btc_candles(Interval::H1).await.len(), BUNDLED_CANDLES);
 
         // The known exchange gap is not fetched again.
         let before = fake.requests().len();
@@ -440,7 +424,7 @@ async fn cancellation_keeps_whole_batches_only() {
         .await
         .expect_err("cancelled");
     assert!(matches!(err, Error::Cancelled), "{err}");
-    assert_eq!(count(&db.store, Interval::H1).await, 1000);
+    assert_eq!(db.btc_candles(Interval::H1).await.len(), 1000);
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use pricecast_shared::Error;
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::lake::{Lake, LakeUrl};
 use pricecast_shared::runner::{self, JobSummary};
-use pricecast_shared::store::{CandleQuery, JobStatus, Store};
+use pricecast_shared::store::{JobStatus, Store};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::synthetic_series;
 use pricecast_tests::lake::{FailingStore, TestS3, read_lake};
@@ -54,21 +54,6 @@ fn context(store: &Store, lake: Lake) -> ExportContext {
         lake,
         cancel: CancellationToken::new(),
     }
-}
-
-async fn all_candles(store: &Store, interval: Interval) -> Vec<Candle> {
-    store
-        .candles(&CandleQuery {
-            symbol: btc(),
-            interval,
-            from: None,
-            to: None,
-            limit: 10_000_000,
-            offset: 0,
-            newest_first: false,
-        })
-        .await
-        .expect("candles")
 }
 
 fn files(read: &Value) -> &serde_json::Map<String, Value> {
@@ -174,7 +159,7 @@ async fn export_to_s3_is_exact_and_readable_by_pyarrow_and_polars() {
         .expect("export");
     assert_eq!(summary.rows, 60, "{}", summary.detail);
 
-    let candles = all_candles(&db.store, Interval::H1).await;
+    let candles = db.btc_candles(Interval::H1).await;
     let read = s3.read_back();
     assert_lake_matches(&read, &candles);
 
@@ -244,7 +229,7 @@ async fn postgres_numerics_reach_the_lake_exactly_and_inexact_ones_stop_the_expo
         .await
         .expect("export");
     assert_eq!(summary.rows, 3, "{}", summary.detail);
-    assert_lake_matches(&s3.read_back(), &all_candles(&db.store, Interval::H1).await);
+    assert_lake_matches(&s3.read_back(), &db.btc_candles(Interval::H1).await);
 
     insert_raw(
         &db.store,
@@ -319,7 +304,7 @@ async fn rerun_is_idempotent_and_a_changed_day_rewrites_only_that_day() {
             assert_eq!(after.get(path), Some(tag), "{path} should be untouched");
         }
     }
-    assert_lake_matches(&s3.read_back(), &all_candles(&db.store, Interval::H1).await);
+    assert_lake_matches(&s3.read_back(), &db.btc_candles(Interval::H1).await);
 }
 
 #[tokio::test]
@@ -478,13 +463,13 @@ async fn the_binary_exports_sqlite_to_s3_and_to_a_folder_with_ranges_and_dry_run
 
     let (code, stdout, stderr) = run(s3.env(), &[]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert_lake_matches(&s3.read_back(), &all_candles(&db.store, Interval::H1).await);
+    assert_lake_matches(&s3.read_back(), &db.btc_candles(Interval::H1).await);
     assert!(
         !stdout.contains(&s3.secret_access_key),
         "secret in the logs"
     );
 
-    let first_day = all_candles(&db.store, Interval::H1).await[0]
+    let first_day = db.btc_candles(Interval::H1).await[0]
         .open_time
         .format("%Y-%m-%d")
         .to_string();
