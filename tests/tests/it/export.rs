@@ -501,3 +501,75 @@ async fn the_binary_exports_sqlite_to_s3_and_to_a_folder_with_ranges_and_dry_run
         "{stdout}{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_export_leaves_whole_files_and_the_watermark_unmoved() {
+    let db = TestDb::sqlite().await;
+    // Three years of hourly candles: 1,096 day files, seconds of uploads to the S3 server.
+    db.load_bundled("BTCUSDT", 26_279).await;
+    let s3 = TestS3::new();
+    let mut child = std::process::Command::new(binary("pricecast-export"))
+        .args(["--symbols", "BTCUSDT", "--intervals", "1h"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .envs(s3.env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start pricecast-export");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let runs = db.store.job_runs(Some("export"), 1).await.expect("runs");
+        if runs.first().is_some_and(|r| r.status == JobStatus::Running) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(killed.success());
+    let status = child.wait().expect("export exits");
+    let runs = db.store.job_runs(Some("export"), 1).await.expect("runs");
+    assert_eq!(
+        runs[0].status,
+        JobStatus::Cancelled,
+        "the export was not interrupted mid-run: {:?}",
+        runs[0]
+    );
+    assert_eq!(status.code(), Some(1), "a cancelled run is not a success");
+    assert_eq!(
+        db.store
+            .watermark("export", &btc(), Interval::H1)
+            .await
+            .expect("watermark"),
+        None,
+        "an interrupted export must not move the watermark"
+    );
+    // Whatever was written is whole: every file present reads back complete and exact.
+    let read = s3.read_back();
+    let written: Vec<String> = files(&read)
+        .keys()
+        .filter_map(|path| path.split("date=").nth(1))
+        .filter_map(|rest| rest.split('/').next())
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        written.len() < 1096,
+        "every file was written before the signal"
+    );
+    let candles: Vec<Candle> = db
+        .btc_candles(Interval::H1)
+        .await
+        .into_iter()
+        .filter(|c| written.contains(&c.open_time.format("%Y-%m-%d").to_string()))
+        .collect();
+    assert_lake_matches(&read, &candles);
+}
