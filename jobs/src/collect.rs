@@ -9,7 +9,6 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pricecast_shared::binance::{BinanceClient, MAX_KLINES_PER_REQUEST};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::runner::JobSummary;
@@ -209,7 +208,13 @@ pub async fn collect_series(
 ) -> Result<SeriesReport> {
     let now_ms = Utc::now().timestamp_millis();
     let expected = ((now_ms - start_ms) / interval.duration_ms()).max(0) as u64;
-    let progress = progress_bar(expected, symbol, interval);
+    // Pointless for a page or two.
+    let progress = crate::progress_bar(
+        expected,
+        2 * MAX_KLINES_PER_REQUEST as u64,
+        format!("{symbol} {interval}"),
+        "candles",
+    );
     let (pages_tx, mut pages_rx) = mpsc::channel::<Result<Vec<Candle>>>(PAGES_IN_FLIGHT);
     let fetcher = {
         let source = ctx.source.clone();
@@ -348,21 +353,6 @@ fn log_gaps(symbol: &Symbol, interval: Interval, gaps: &[Gap]) {
             "gap"
         );
     }
-}
-
-fn progress_bar(len: u64, symbol: &Symbol, interval: Interval) -> ProgressBar {
-    // Hidden unless stderr is a terminal, and pointless for a page or two.
-    if len < 2 * MAX_KLINES_PER_REQUEST as u64 {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix} [{bar:40}] {pos}/{len} candles ({per_sec}, eta {eta})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_prefix(format!("{symbol} {interval}"));
-    bar
 }
 
 #[cfg(test)]

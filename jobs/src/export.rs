@@ -9,11 +9,11 @@
 //! whole, so re-running is idempotent and late corrections land; a failed run leaves every file
 //! either as it was or completely rewritten, and the watermark where it was.
 
+use indicatif::ProgressBar;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::lake::candles::{
     CandleBatchBuilder, CandlePartition, partition_date_ms, writer_properties,
@@ -314,7 +314,12 @@ pub async fn export_series(
         return Ok(report);
     }
     let settled_before = ctx.store.database_now().await? - plan.settle;
-    let progress = progress_bar(series);
+    let progress = crate::progress_bar(
+        series.days.len() as u64,
+        PROGRESS_MIN_PARTITIONS,
+        format!("{} {}", series.symbol, series.interval),
+        "day partitions",
+    );
     let (written, outcome) = write_partitions(ctx, series, &progress).await;
     progress.finish_and_clear();
     if !written.is_empty() {
@@ -589,21 +594,6 @@ pub async fn update_manifest(
     let mut manifest = SeriesManifest::read(lake, symbol, interval).await?;
     manifest.merge(written, Utc::now());
     manifest.write(lake).await
-}
-
-fn progress_bar(series: &SeriesPlan) -> ProgressBar {
-    let len = series.days.len() as u64;
-    if len < PROGRESS_MIN_PARTITIONS {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix} [{bar:40}] {pos}/{len} day partitions ({per_sec}, eta {eta})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_prefix(format!("{} {}", series.symbol, series.interval));
-    bar
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ pub mod sync;
 use std::future::Future;
 use std::process::ExitCode;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 use pricecast_shared::runner::{self, JobSummary};
 use pricecast_shared::settings::{DatabaseArgs, RunArgs};
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
@@ -70,4 +72,20 @@ pub fn exit(result: Result<()>) -> ExitCode {
         tracing::error!(error.message = %error_chain(e), "exiting with failure");
     }
     ExitCode::from(runner::exit_code(&result) as u8)
+}
+
+/// A progress bar of `len` `unit`s on stderr, labelled `prefix`: hidden below `min_len` and
+/// whenever stderr is not a terminal (indicatif draws nothing then).
+pub fn progress_bar(len: u64, min_len: u64, prefix: String, unit: &str) -> ProgressBar {
+    if len < min_len {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let template =
+        format!("{{prefix}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(prefix);
+    bar
 }
