@@ -87,7 +87,7 @@ psql "$PRICECAST_TEST_PG_URL" -Atqc \
   | psql "$PRICECAST_TEST_PG_URL" -q >/dev/null
 
 # --- S3 server (moto) and the Python readers ----------------------------------------------
-PY_REQUIREMENTS="moto[server]==5.2.5 pyarrow==26.0.1 polars==2.1.0 kubernetes-validate==1.37.0 PyYAML==6.0.3"
+PY_REQUIREMENTS="moto[server]==5.2.5 pyarrow==26.0.1 polars==2.1.0 pandas==3.1.1 scikit-learn==1.9.1 kubernetes-validate==1.37.0 PyYAML==6.0.3"
 VENV="${PRICECAST_VENV:-$HOME/.cache/pricecast-venv}"
 say "Python tools: $PY_REQUIREMENTS"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.pricecast-requirements" 2>/dev/null)" != "$PY_REQUIREMENTS" ]; then
