@@ -192,6 +192,24 @@ pub enum Error {
     /// Reading the bundled data or a local file failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+
+    /// Building or storing feature frames failed (polars, or data that cannot make features).
+    #[error("features: {operation} failed: {message}")]
+    Features {
+        /// What was being done (series and partition named).
+        operation: String,
+        /// Why, and what to do.
+        message: String,
+    },
+
+    /// Fitting, evaluating, saving or loading a model failed.
+    #[error("model: {operation} failed: {message}")]
+    Model {
+        /// What was being done (model type and series named).
+        operation: String,
+        /// Why, and what to do.
+        message: String,
+    },
 }
 
 impl Error {
