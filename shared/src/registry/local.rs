@@ -20,7 +20,10 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{ExperimentId, Metric, ModelVersion, Run, RunId, RunStatus, now_ms, registry_error};
+use super::{
+    ExperimentId, LoggedMetric, Metric, ModelVersion, Run, RunId, RunSearch, RunStatus,
+    latest_metrics, metric_values, now_ms, registry_error,
+};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 
@@ -111,6 +114,43 @@ impl LocalRegistry {
         }
     }
 
+    /// The experiment's id; `None` when it was never created.
+    pub async fn find_experiment(&self, name: &str) -> Result<Option<ExperimentId>> {
+        let path = format!("{REGISTRY_PREFIX}/experiments/{}.json", path_safe(name));
+        Ok(self
+            .read_doc::<ExperimentDoc>(&path)
+            .await?
+            .filter(|doc| doc.name == name)
+            .map(|doc| ExperimentId(doc.experiment_id)))
+    }
+
+    /// The runs of `experiment` that ended in the search's window: every `run.json` under
+    /// `runs/` is read (the local registry holds a few thousand runs at most).
+    pub async fn search_runs(
+        &self,
+        experiment: &ExperimentId,
+        search: &RunSearch,
+    ) -> Result<Vec<Run>> {
+        let objects = self.lake.list(&format!("{REGISTRY_PREFIX}/runs/")).await?;
+        let mut runs = Vec::new();
+        for meta in objects {
+            if meta.location.filename() != Some(RUN_DOC) {
+                continue;
+            }
+            let path = self.lake.relative(&meta.location).to_owned();
+            let Some(doc) = self.read_doc::<RunDoc>(&path).await? else {
+                continue; // Gone since the listing.
+            };
+            if doc.experiment_id == experiment.0 {
+                let run = self.run_from_doc(doc);
+                if search.matches(&run) {
+                    runs.push(run);
+                }
+            }
+        }
+        Ok(runs)
+    }
+
     /// Starts a run.
     pub async fn start_run(
         &self,
@@ -194,24 +234,28 @@ impl LocalRegistry {
     /// Reads a run.
     pub async fn get_run(&self, run: &RunId) -> Result<Run> {
         let doc = self.run_doc(run).await?;
-        let mut metrics: BTreeMap<String, (i64, i64, f64)> = BTreeMap::new();
-        for m in doc.metrics {
-            let entry = metrics
-                .entry(m.key)
-                .or_insert((m.step, m.timestamp, m.value));
-            if (m.step, m.timestamp) >= (entry.0, entry.1) {
-                *entry = (m.step, m.timestamp, m.value);
-            }
-        }
-        Ok(Run {
-            artifact_uri: format!("{}/runs/{run}/artifacts", self.location()),
+        Ok(self.run_from_doc(doc))
+    }
+
+    fn run_from_doc(&self, doc: RunDoc) -> Run {
+        let latest = latest_metrics(doc.metrics.into_iter().map(|m| LoggedMetric {
+            key: m.key,
+            value: m.value,
+            step: m.step,
+            timestamp: m.timestamp,
+        }));
+        Run {
+            artifact_uri: format!("{}/runs/{}/artifacts", self.location(), doc.run_id),
             run_id: RunId(doc.run_id),
             experiment_id: ExperimentId(doc.experiment_id),
             status: doc.status,
+            start_time: doc.start_time,
+            end_time: doc.end_time,
             params: doc.params,
-            metrics: metrics.into_iter().map(|(k, (_, _, v))| (k, v)).collect(),
+            metrics: metric_values(&latest),
+            latest_metrics: latest,
             tags: doc.tags,
-        })
+        }
     }
 
     /// Ends a run.
@@ -351,8 +395,11 @@ fn path_safe(name: &str) -> String {
         .collect()
 }
 
+/// The file name of a run's document.
+const RUN_DOC: &str = "run.json";
+
 fn run_doc_path(run: &RunId) -> String {
-    format!("{REGISTRY_PREFIX}/runs/{}/run.json", path_safe(&run.0))
+    format!("{REGISTRY_PREFIX}/runs/{}/{RUN_DOC}", path_safe(&run.0))
 }
 
 fn artifact_path_of(run: &RunId, path: &str) -> String {
@@ -394,6 +441,73 @@ mod tests {
         assert_eq!(
             version_path("pricecast-BTCUSDT-1m", 3),
             "registry/models/pricecast-BTCUSDT-1m/versions/3.json"
+        );
+    }
+
+    #[tokio::test]
+    async fn ended_runs_of_one_experiment_are_listed_in_their_window() {
+        let registry = registry();
+        assert_eq!(registry.find_experiment("exp").await.expect("find"), None);
+        let experiment = registry.experiment("exp").await.expect("experiment");
+        assert_eq!(
+            registry.find_experiment("exp").await.expect("find"),
+            Some(experiment.clone())
+        );
+        let other = registry.experiment("other").await.expect("other");
+        let finished = registry.start_run(&experiment, &[]).await.expect("run");
+        registry
+            .log_metrics(&finished, &[Metric::new("mae", 2.0)])
+            .await
+            .expect("metric");
+        registry
+            .log_artifact(&finished, "model/model.json", Bytes::from_static(b"{}"))
+            .await
+            .expect("artifact");
+        registry
+            .finish_run(&finished, RunStatus::Finished)
+            .await
+            .expect("finish");
+        let running = registry.start_run(&experiment, &[]).await.expect("running");
+        let elsewhere = registry.start_run(&other, &[]).await.expect("elsewhere");
+        registry
+            .finish_run(&elsewhere, RunStatus::Failed)
+            .await
+            .expect("fail");
+        let all = RunSearch {
+            page_size: 10,
+            ..RunSearch::default()
+        };
+        let found = registry
+            .search_runs(&experiment, &all)
+            .await
+            .expect("search");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].run_id, finished);
+        assert!(found[0].has_ended() && found[0].start_time <= found[0].end_time.unwrap_or(0));
+        assert_eq!(found[0].latest_metrics[0].value, 2.0);
+        assert_ne!(found[0].run_id, running);
+        let end = found[0].end_time.expect("ended");
+        let later = RunSearch {
+            ended_after: Some(end),
+            ..all
+        };
+        assert!(
+            registry
+                .search_runs(&experiment, &later)
+                .await
+                .expect("search")
+                .is_empty()
+        );
+        let before = RunSearch {
+            ended_at_or_before: Some(end - 1),
+            ..all
+        };
+        assert!(
+            registry
+                .search_runs(&experiment, &before)
+                .await
+                .expect("search")
+                .is_empty()
         );
     }
 

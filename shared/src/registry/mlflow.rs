@@ -11,7 +11,7 @@
 //!   straight to S3/MinIO with the lake's S3 settings, as MLflow's own client does.
 //! * The token and password are never logged or printed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,8 +28,9 @@ use url::Url;
 
 use super::config::{MlflowAuth, RegistryArgs};
 use super::{
-    ExperimentId, MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH, MAX_TAGS_PER_BATCH, Metric,
-    ModelVersion, Run, RunId, RunStatus, now_ms, registry_error,
+    ExperimentId, LoggedMetric, MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH, MAX_TAGS_PER_BATCH,
+    Metric, ModelVersion, Run, RunId, RunSearch, RunStatus, latest_metrics, metric_values, now_ms,
+    registry_error,
 };
 use crate::error::{Error, Result};
 use crate::lake::{Lake, LakeArgs, LakeUrl};
@@ -134,6 +135,10 @@ struct WireRunInfo {
     experiment_id: String,
     status: String,
     #[serde(default)]
+    start_time: i64,
+    #[serde(default)]
+    end_time: Option<i64>,
+    #[serde(default)]
     artifact_uri: String,
 }
 
@@ -162,6 +167,45 @@ struct WireRun {
     info: WireRunInfo,
     #[serde(default)]
     data: WireRunData,
+}
+
+impl WireRun {
+    fn into_run(self) -> Result<Run> {
+        let WireRun { info, data } = self;
+        let status = RunStatus::parse(&info.status).ok_or_else(|| {
+            registry_error(
+                format!("reading run {}", info.run_id),
+                format!("unknown run status {:?}", info.status),
+            )
+        })?;
+        let latest = latest_metrics(data.metrics.into_iter().map(|m| LoggedMetric {
+            key: m.key,
+            value: m.value,
+            step: m.step,
+            timestamp: m.timestamp,
+        }));
+        Ok(Run {
+            run_id: RunId(info.run_id),
+            experiment_id: ExperimentId(info.experiment_id),
+            status,
+            start_time: info.start_time,
+            end_time: info.end_time,
+            artifact_uri: info.artifact_uri,
+            params: data.params.into_iter().map(|p| (p.key, p.value)).collect(),
+            metrics: metric_values(&latest),
+            latest_metrics: latest,
+            tags: data.tags.into_iter().map(|t| (t.key, t.value)).collect(),
+        })
+    }
+}
+
+/// One page of `runs/search`.
+#[derive(Deserialize)]
+struct WireRunsPage {
+    #[serde(default)]
+    runs: Vec<WireRun>,
+    #[serde(default)]
+    next_page_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -372,23 +416,65 @@ impl MlflowRegistry {
             .call(Method::GET, "runs/get", &[("run_id", &run.0)], None)
             .await
             .map_err(|f| self.error("runs/get", f))?;
-        let WireRun { info, data } = found.run;
-        self.remember(run, info.artifact_uri.clone());
-        let status = RunStatus::parse(&info.status).ok_or_else(|| {
-            registry_error(
-                format!("reading run {run}"),
-                format!("unknown run status {:?}", info.status),
-            )
-        })?;
-        Ok(Run {
-            run_id: RunId(info.run_id),
-            experiment_id: ExperimentId(info.experiment_id),
-            status,
-            artifact_uri: info.artifact_uri,
-            params: data.params.into_iter().map(|p| (p.key, p.value)).collect(),
-            metrics: latest_metrics(data.metrics),
-            tags: data.tags.into_iter().map(|t| (t.key, t.value)).collect(),
-        })
+        self.remember(run, found.run.info.artifact_uri.clone());
+        found.run.into_run()
+    }
+
+    /// The experiment's id; `None` when there is none by that name, or it is deleted.
+    pub async fn find_experiment(&self, name: &str) -> Result<Option<ExperimentId>> {
+        #[derive(Deserialize)]
+        struct Found {
+            experiment: WireExperiment,
+        }
+        let endpoint = "experiments/get-by-name";
+        match self
+            .call::<Found>(Method::GET, endpoint, &[("experiment_name", name)], None)
+            .await
+        {
+            Ok(found) if found.experiment.lifecycle_stage == "deleted" => Ok(None),
+            Ok(found) => Ok(Some(ExperimentId(found.experiment.experiment_id))),
+            Err(Failure::Api { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => Ok(None),
+            Err(failure) => Err(self.error(endpoint, failure)),
+        }
+    }
+
+    /// The active runs of `experiment` that ended in the search's window, following
+    /// `next_page_token` until the last page.
+    pub async fn search_runs(
+        &self,
+        experiment: &ExperimentId,
+        search: &RunSearch,
+    ) -> Result<Vec<Run>> {
+        let endpoint = "runs/search";
+        let mut runs = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let mut body = json!({
+                "experiment_ids": [experiment.0],
+                "filter": search_filter(search),
+                "run_view_type": "ACTIVE_ONLY",
+                "max_results": search.page_size(),
+                "order_by": ["attributes.end_time ASC"],
+            });
+            if let Some(token) = &page_token {
+                body["page_token"] = json!(token);
+            }
+            let page: WireRunsPage = self
+                .call(Method::POST, endpoint, &[], Some(body))
+                .await
+                .map_err(|f| self.error(endpoint, f))?;
+            for run in page.runs {
+                self.remember(
+                    &RunId(run.info.run_id.clone()),
+                    run.info.artifact_uri.clone(),
+                );
+                runs.push(run.into_run()?);
+            }
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(token) => page_token = Some(token),
+                None => return Ok(runs),
+            }
+        }
     }
 
     /// Ends a run.
@@ -702,18 +788,16 @@ fn key_values(pairs: &[(String, String)]) -> Vec<Value> {
         .collect()
 }
 
-/// The value of each metric at its latest step (then latest timestamp).
-fn latest_metrics(metrics: Vec<WireMetric>) -> BTreeMap<String, f64> {
-    let mut latest: BTreeMap<String, (i64, i64, f64)> = BTreeMap::new();
-    for m in metrics {
-        let entry = latest
-            .entry(m.key)
-            .or_insert((m.step, m.timestamp, m.value));
-        if (m.step, m.timestamp) >= (entry.0, entry.1) {
-            *entry = (m.step, m.timestamp, m.value);
-        }
+/// The `runs/search` filter of a search window: only ended runs have an end time.
+fn search_filter(search: &RunSearch) -> String {
+    let mut clauses = vec!["attributes.end_time >= 0".to_owned()];
+    if let Some(after) = search.ended_after {
+        clauses.push(format!("attributes.end_time > {after}"));
     }
-    latest.into_iter().map(|(k, (_, _, v))| (k, v)).collect()
+    if let Some(before) = search.ended_at_or_before {
+        clauses.push(format!("attributes.end_time <= {before}"));
+    }
+    clauses.join(" AND ")
 }
 
 /// Whether an error from `registered-models/alias` means "no such alias or model" (MLflow
@@ -789,13 +873,55 @@ mod tests {
             step,
             timestamp,
         };
-        let latest = latest_metrics(vec![
-            m("mae", 3.0, 2, 1),
-            m("mae", 1.0, 1, 5),
-            m("rmse", 2.0, 0, 0),
-        ]);
-        assert_eq!(latest["mae"], 3.0);
-        assert_eq!(latest["rmse"], 2.0);
+        let run = WireRun {
+            info: WireRunInfo {
+                run_id: "r".into(),
+                experiment_id: "1".into(),
+                status: "FINISHED".into(),
+                start_time: 10,
+                end_time: Some(20),
+                artifact_uri: String::new(),
+            },
+            data: WireRunData {
+                metrics: vec![
+                    m("mae", 3.0, 2, 1),
+                    m("mae", 1.0, 1, 5),
+                    m("rmse", 2.0, 0, 0),
+                ],
+                ..WireRunData::default()
+            },
+        }
+        .into_run()
+        .expect("run");
+        assert_eq!(run.metrics["mae"], 3.0);
+        assert_eq!(run.metrics["rmse"], 2.0);
+        assert_eq!(
+            run.latest_metrics[0],
+            LoggedMetric {
+                key: "mae".into(),
+                value: 3.0,
+                step: 2,
+                timestamp: 1
+            }
+        );
+        assert_eq!((run.start_time, run.end_time), (10, Some(20)));
+    }
+
+    #[test]
+    fn search_filters_on_the_end_time_window() {
+        assert_eq!(
+            search_filter(&RunSearch::default()),
+            "attributes.end_time >= 0"
+        );
+        let search = RunSearch {
+            ended_after: Some(1_000),
+            ended_at_or_before: Some(2_000),
+            page_size: 10,
+        };
+        assert_eq!(
+            search_filter(&search),
+            "attributes.end_time >= 0 AND attributes.end_time > 1000 AND attributes.end_time <= 2000"
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub const MAX_METRICS_PER_BATCH: usize = 1000;
 pub const MAX_PARAMS_PER_BATCH: usize = 100;
 /// MLflow's `runs/log-batch` takes at most this many tags per call.
 pub const MAX_TAGS_PER_BATCH: usize = 100;
+/// MLflow's `runs/search` returns at most this many runs per page.
+pub const MAX_RUNS_PER_PAGE: usize = 50_000;
 
 /// Run tag names the train job sets.
 pub mod tags {
@@ -152,6 +154,19 @@ impl Metric {
     }
 }
 
+/// A metric value as the registry keeps it: with its step and when it was logged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedMetric {
+    /// Metric name.
+    pub key: String,
+    /// Its value.
+    pub value: f64,
+    /// Step (fold, epoch).
+    pub step: i64,
+    /// When it was logged, in milliseconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
 /// A run as read back.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run {
@@ -161,14 +176,57 @@ pub struct Run {
     pub experiment_id: ExperimentId,
     /// Its state.
     pub status: RunStatus,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub start_time: i64,
+    /// When it ended (milliseconds since the Unix epoch); `None` while it runs.
+    pub end_time: Option<i64>,
     /// Where its artifacts are (`mlflow-artifacts:/…`, `s3://…`, or the lake's location).
     pub artifact_uri: String,
     /// Params.
     pub params: BTreeMap<String, String>,
     /// The latest value of each metric.
     pub metrics: BTreeMap<String, f64>,
+    /// The latest value of each metric with its step and time, ordered by key.
+    pub latest_metrics: Vec<LoggedMetric>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+}
+
+impl Run {
+    /// Whether it has ended (finished, failed or killed) and nothing more is logged to it.
+    pub fn has_ended(&self) -> bool {
+        self.end_time.is_some()
+            && matches!(
+                self.status,
+                RunStatus::Finished | RunStatus::Failed | RunStatus::Killed
+            )
+    }
+}
+
+/// Which runs [`ModelRegistry::search_runs`] returns: those that ended in a time window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunSearch {
+    /// Only runs that ended strictly after this (ms since the Unix epoch); `None`: any time.
+    pub ended_after: Option<i64>,
+    /// Only runs that ended at or before this (ms since the Unix epoch); `None`: up to now.
+    pub ended_at_or_before: Option<i64>,
+    /// Runs fetched per request (at most [`MAX_RUNS_PER_PAGE`]).
+    pub page_size: usize,
+}
+
+impl RunSearch {
+    /// Whether a run's end time falls in the window; a run that has not ended never does.
+    pub fn matches(&self, run: &Run) -> bool {
+        run.end_time.is_some_and(|end| {
+            self.ended_after.is_none_or(|after| end > after)
+                && self.ended_at_or_before.is_none_or(|before| end <= before)
+        })
+    }
+
+    /// The page size within MLflow's bounds.
+    fn page_size(&self) -> usize {
+        self.page_size.clamp(1, MAX_RUNS_PER_PAGE)
+    }
 }
 
 /// A registered model version.
@@ -226,6 +284,26 @@ impl ModelRegistry {
     /// The id of the experiment `name`, created when missing.
     pub async fn experiment(&self, name: &str) -> Result<ExperimentId> {
         dispatch!(self, r => r.experiment(name).await)
+    }
+
+    /// The id of the experiment `name`; `None` when it does not exist (or is deleted). Never
+    /// creates it.
+    pub async fn find_experiment(&self, name: &str) -> Result<Option<ExperimentId>> {
+        dispatch!(self, r => r.find_experiment(name).await)
+    }
+
+    /// The runs of `experiment` that ended in the window `search` gives (a run still running
+    /// has no end time and is never listed), oldest end first, read page by page. Each run
+    /// comes with its params, tags and the latest value of each metric.
+    pub async fn search_runs(
+        &self,
+        experiment: &ExperimentId,
+        search: &RunSearch,
+    ) -> Result<Vec<Run>> {
+        let mut runs = dispatch!(self, r => r.search_runs(experiment, search).await)?;
+        runs.retain(|run| search.matches(run));
+        runs.sort_by(|a, b| (a.end_time, &a.run_id).cmp(&(b.end_time, &b.run_id)));
+        Ok(runs)
     }
 
     /// Starts a run in `experiment` with `tags`.
@@ -412,6 +490,26 @@ fn check_finite(run: &RunId, metrics: &[Metric]) -> Result<()> {
             ),
         )),
     }
+}
+
+/// The latest value of each metric: the highest step, then the newest timestamp, then the
+/// last logged. Ordered by key.
+pub(crate) fn latest_metrics(metrics: impl IntoIterator<Item = LoggedMetric>) -> Vec<LoggedMetric> {
+    let mut latest: BTreeMap<String, LoggedMetric> = BTreeMap::new();
+    for m in metrics {
+        match latest.get(&m.key) {
+            Some(kept) if (m.step, m.timestamp) < (kept.step, kept.timestamp) => {}
+            _ => {
+                latest.insert(m.key.clone(), m);
+            }
+        }
+    }
+    latest.into_values().collect()
+}
+
+/// Latest metric values as a map of key to value.
+pub(crate) fn metric_values(latest: &[LoggedMetric]) -> BTreeMap<String, f64> {
+    latest.iter().map(|m| (m.key.clone(), m.value)).collect()
 }
 
 /// Milliseconds since the Unix epoch, as MLflow timestamps are.
