@@ -64,6 +64,8 @@ impl Dialect {
             (Self::Databricks, ColumnType::Text { .. }) => "STRING".to_owned(),
             (Self::Postgres, ColumnType::Text { .. }) => "TEXT".to_owned(),
             (_, ColumnType::BigInt) => "BIGINT".to_owned(),
+            (Self::Databricks, ColumnType::Double) => "DOUBLE".to_owned(),
+            (Self::Postgres, ColumnType::Double) => "DOUBLE PRECISION".to_owned(),
             (Self::Databricks, ColumnType::Decimal) => {
                 format!("DECIMAL({DECIMAL_PRECISION},{DECIMAL_SCALE})")
             }
@@ -198,6 +200,28 @@ impl Dialect {
         )
     }
 
+    /// A query of one row and one column: the newest `column` (a timestamp) of the table's
+    /// rows whose `filter_column` equals the one parameter, in milliseconds since the Unix
+    /// epoch; NULL when there are none.
+    pub fn newest_millis(
+        self,
+        ns: &Namespace,
+        spec: &TableSpec,
+        column: &str,
+        filter_column: &str,
+    ) -> String {
+        let newest = format!("MAX({})", self.quote(column));
+        let millis = match self {
+            Self::Databricks => format!("unix_millis({newest})"),
+            Self::Postgres => format!("CAST(EXTRACT(EPOCH FROM {newest}) * 1000 AS BIGINT)"),
+        };
+        format!(
+            "SELECT {millis} FROM {} WHERE {} = ?",
+            self.table_name(ns, spec.name),
+            self.quote(filter_column)
+        )
+    }
+
     /// Empties the staging table.
     pub fn clear_staging(self, ns: &Namespace, spec: &TableSpec) -> String {
         format!(
@@ -257,6 +281,10 @@ pub fn array_literal(values: &ColumnValues, out: &mut String) {
         }),
         ColumnValues::BigInt(v) => push_all(out, v, |out, n| {
             let _ = write!(out, "{n}");
+        }),
+        // Rust prints the shortest digits that read back as the same double, never an exponent.
+        ColumnValues::Double(v) => push_all(out, v, |out, x| {
+            let _ = write!(out, "{x}");
         }),
         ColumnValues::Decimal(v) => push_all(out, v, |out, d| {
             let _ = write!(out, "{d}");
@@ -442,6 +470,10 @@ mod tests {
             literal(ColumnValues::BigInt(vec![Some(-5), None])),
             "{-5,NULL}"
         );
+        assert_eq!(
+            literal(ColumnValues::Double(vec![Some(0.1), Some(-2.5e-7), None])),
+            "{0.1,-0.00000025,NULL}"
+        );
         let d = |s: &str| s.parse::<rust_decimal::Decimal>().expect("decimal");
         assert_eq!(
             literal(ColumnValues::Decimal(vec![Some(d("94000.10000000")), None])),
@@ -453,6 +485,26 @@ mod tests {
             r#"{"2025-04-28 13:59:59.999123+00"}"#
         );
         assert_eq!(literal(ColumnValues::Timestamp(vec![])), "{}");
+    }
+
+    #[test]
+    fn the_newest_timestamp_is_read_as_epoch_milliseconds() {
+        assert_eq!(
+            Dialect::Databricks.newest_millis(&ns(), &SPEC, "at", "interval"),
+            "SELECT unix_millis(MAX(`at`)) FROM `main`.`pricecast`.`things` WHERE `interval` = ?"
+        );
+        assert_eq!(
+            Dialect::Postgres.newest_millis(&ns(), &SPEC, "at", "interval"),
+            "SELECT CAST(EXTRACT(EPOCH FROM MAX(\"at\")) * 1000 AS BIGINT) FROM \"pricecast\".\"things\" WHERE \"interval\" = ?"
+        );
+        assert_eq!(
+            Dialect::Databricks.column_type(ColumnType::Double),
+            "DOUBLE"
+        );
+        assert_eq!(
+            Dialect::Postgres.column_type(ColumnType::Double),
+            "DOUBLE PRECISION"
+        );
     }
 
     #[test]

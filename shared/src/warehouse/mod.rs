@@ -150,6 +150,33 @@ impl Warehouse {
         names
     }
 
+    /// The newest `column` (a timestamp) of the rows of `spec`'s table whose `filter_column` is
+    /// `value`, in milliseconds since the Unix epoch; `None` when there are none.
+    pub fn newest_millis(
+        &self,
+        spec: &TableSpec,
+        column: &str,
+        filter_column: &str,
+        value: &str,
+    ) -> Result<Option<i64>> {
+        let sql = self
+            .dialect
+            .newest_millis(&self.namespace, spec, column, filter_column);
+        let cursor = self
+            .conn
+            .execute(&sql, &value.into_parameter(), None)
+            .map_err(|e| self.error(&sql, e))?;
+        let Some(mut cursor) = cursor else {
+            return Ok(None);
+        };
+        let mut newest = odbc_api::Nullable::<i64>::null();
+        if let Some(mut row) = cursor.next_row().map_err(|e| self.error(&sql, e))? {
+            row.get_data(1, &mut newest)
+                .map_err(|e| self.error(&sql, e))?;
+        }
+        Ok(newest.into_opt())
+    }
+
     /// Bulk-inserts a batch into the table's staging table and commits it.
     pub fn stage(&self, batch: &RowBatch) -> Result<()> {
         batch.validate()?;
@@ -180,6 +207,9 @@ impl Warehouse {
                 }),
                 ColumnValues::BigInt(v) => column
                     .as_nullable_slice::<i64>()
+                    .map(|col| fill_nullable(col, v.iter().copied())),
+                ColumnValues::Double(v) => column
+                    .as_nullable_slice::<f64>()
                     .map(|col| fill_nullable(col, v.iter().copied())),
                 ColumnValues::Timestamp(v) => column
                     .as_nullable_slice::<odbc_api::sys::Timestamp>()
@@ -267,6 +297,7 @@ fn bind_description(ty: ColumnType) -> BindParamDesc {
     match ty {
         ColumnType::Text { max_len } => BindParamDesc::text(max_len),
         ColumnType::BigInt => BindParamDesc::i64(true),
+        ColumnType::Double => BindParamDesc::f64(true),
         ColumnType::Decimal => {
             BindParamDesc::decimal_as_text(table::DECIMAL_PRECISION, table::DECIMAL_SCALE as i8)
         }

@@ -23,6 +23,8 @@ pub enum ColumnType {
     },
     /// 64-bit integer.
     BigInt,
+    /// 64-bit floating point (metric values); finite values only.
+    Double,
     /// Exact decimal of [`DECIMAL_PRECISION`] digits, [`DECIMAL_SCALE`] after the point.
     Decimal,
     /// Instant in UTC, microsecond precision.
@@ -83,6 +85,8 @@ pub enum ColumnValues {
     Text(Vec<Option<String>>),
     /// Integers.
     BigInt(Vec<Option<i64>>),
+    /// Floating-point numbers.
+    Double(Vec<Option<f64>>),
     /// Exact decimals.
     Decimal(Vec<Option<Decimal>>),
     /// Instants.
@@ -95,6 +99,7 @@ impl ColumnValues {
         match ty {
             ColumnType::Text { .. } => Self::Text(Vec::with_capacity(capacity)),
             ColumnType::BigInt => Self::BigInt(Vec::with_capacity(capacity)),
+            ColumnType::Double => Self::Double(Vec::with_capacity(capacity)),
             ColumnType::Decimal => Self::Decimal(Vec::with_capacity(capacity)),
             ColumnType::Timestamp => Self::Timestamp(Vec::with_capacity(capacity)),
         }
@@ -105,6 +110,7 @@ impl ColumnValues {
         match self {
             Self::Text(v) => v.len(),
             Self::BigInt(v) => v.len(),
+            Self::Double(v) => v.len(),
             Self::Decimal(v) => v.len(),
             Self::Timestamp(v) => v.len(),
         }
@@ -120,6 +126,7 @@ impl ColumnValues {
         match self {
             Self::Text(_) => "text",
             Self::BigInt(_) => "bigint",
+            Self::Double(_) => "double",
             Self::Decimal(_) => "decimal",
             Self::Timestamp(_) => "timestamp",
         }
@@ -130,6 +137,7 @@ impl ColumnValues {
             (self, ty),
             (Self::Text(_), ColumnType::Text { .. })
                 | (Self::BigInt(_), ColumnType::BigInt)
+                | (Self::Double(_), ColumnType::Double)
                 | (Self::Decimal(_), ColumnType::Decimal)
                 | (Self::Timestamp(_), ColumnType::Timestamp)
         )
@@ -198,6 +206,7 @@ impl RowBatch {
         let null_at = match values {
             ColumnValues::Text(v) => v.iter().position(Option::is_none),
             ColumnValues::BigInt(v) => v.iter().position(Option::is_none),
+            ColumnValues::Double(v) => v.iter().position(Option::is_none),
             ColumnValues::Decimal(v) => v.iter().position(Option::is_none),
             ColumnValues::Timestamp(v) => v.iter().position(Option::is_none),
         };
@@ -209,6 +218,14 @@ impl RowBatch {
                 if let Some(long) = v.iter().flatten().find(|s| s.len() > max_len) {
                     return Err(self.invalid(format!(
                         "column {} value {long:?} is longer than {max_len} bytes",
+                        column.name
+                    )));
+                }
+            }
+            (ColumnValues::Double(v), _) => {
+                if let Some(x) = v.iter().flatten().find(|x| !x.is_finite()) {
+                    return Err(self.invalid(format!(
+                        "column {} value {x} is not a finite number",
                         column.name
                     )));
                 }
@@ -311,6 +328,22 @@ mod tests {
                 .to_string()
                 .contains("DECIMAL(38,10)")
         );
+        let mut infinite = batch(Some("a"), "1");
+        infinite.columns[1] = ColumnValues::Double(vec![Some(f64::INFINITY)]);
+        let spec = Box::leak(Box::new(TableSpec {
+            columns: Box::leak(Box::new([
+                SPEC.columns[0],
+                ColumnSpec {
+                    name: "value",
+                    ty: ColumnType::Double,
+                    nullable: true,
+                },
+            ])),
+            ..SPEC
+        }));
+        infinite.spec = spec;
+        let err = infinite.validate().expect_err("infinite").to_string();
+        assert!(err.contains("value inf is not a finite number"), "{err}");
         let mut short = batch(Some("a"), "1");
         short.columns[1] = ColumnValues::Decimal(vec![]);
         assert!(short.validate().is_err());
