@@ -14,8 +14,9 @@
 //! itself, for the days exported since the last copy: `COPY INTO` the staging table, then the
 //! same MERGE.
 //!
-//! Tables: candles. Model runs and metrics (from the registry), feature frames and predictions
-//! plug in as further [`SyncTable`]s once the registry and the features exist.
+//! Tables (`--tables`, [`SyncTableKind`]): candles, per symbol and interval as above; and model
+//! runs with their metrics, read from the model registry rather than the database, with their
+//! own steps and position ([`model_runs`]).
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,7 @@ use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::lake::candles::series_dir;
 use pricecast_shared::lake::manifest::SeriesManifest;
 use pricecast_shared::lake::{Lake, LakeArgs};
+use pricecast_shared::registry::{ModelRegistry, RegistryArgs};
 use pricecast_shared::runner::JobSummary;
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::store::{ChangeFilter, ChangedCandle, Store};
@@ -41,6 +43,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::export::next_watermark;
+pub use model_runs::{MODEL_METRICS_TABLE, MODEL_RUNS_TABLE, ModelRunsReport, ModelRunsSource};
+
+pub mod model_runs;
 
 /// Job name in `job_runs` and the lock.
 pub const JOB: &str = "sync";
@@ -71,6 +76,15 @@ pub enum SyncMode {
     CopyInto,
 }
 
+/// A kind of table the sync job mirrors.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SyncTableKind {
+    /// `candles`, from the database, per symbol and interval.
+    Candles,
+    /// `model_runs` and `model_metrics`, from the model registry.
+    ModelRuns,
+}
+
 /// Flags and variables of `pricecast-sync`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct SyncArgs {
@@ -83,9 +97,22 @@ pub struct SyncArgs {
     /// The warehouse.
     #[command(flatten)]
     pub warehouse: WarehouseArgs,
-    /// The lake (`copy-into` mode).
+    /// The lake (`copy-into` mode, and the local model registry).
     #[command(flatten)]
     pub lake: LakeArgs,
+    /// The model registry the model runs are read from.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// The tables to mirror, comma-separated.
+    #[arg(
+        long,
+        env = "SYNC_TABLES",
+        value_name = "SYNC_TABLES",
+        value_enum,
+        value_delimiter = ',',
+        default_values_t = [SyncTableKind::Candles, SyncTableKind::ModelRuns]
+    )]
+    pub tables: Vec<SyncTableKind>,
     /// Once or on a schedule.
     #[command(flatten)]
     pub run: RunArgs,
@@ -126,6 +153,42 @@ impl SyncPlan {
             settle: WATERMARK_SETTLE,
             stop_after_staging: false,
         }
+    }
+}
+
+/// Which tables one run mirrors.
+#[derive(Clone, Debug)]
+pub struct SyncTables {
+    /// Mirror the candles of the plan's series.
+    pub candles: bool,
+    /// Mirror the runs and metrics of this registry experiment; `None`: not mirrored.
+    pub model_runs: Option<ModelRunsSource>,
+}
+
+impl SyncTables {
+    /// The candles alone.
+    pub fn candles() -> Self {
+        Self {
+            candles: true,
+            model_runs: None,
+        }
+    }
+
+    /// The tables `--tables` selects; the registry is opened when model runs are among them.
+    pub async fn from_args(args: &SyncArgs) -> Result<Self> {
+        let model_runs = if args.tables.contains(&SyncTableKind::ModelRuns) {
+            let registry = ModelRegistry::open(&args.registry, &args.lake).await?;
+            Some(ModelRunsSource {
+                registry: Arc::new(registry),
+                experiment: args.registry.mlflow_experiment_name.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            candles: args.tables.contains(&SyncTableKind::Candles),
+            model_runs,
+        })
     }
 }
 
@@ -292,6 +355,7 @@ pub async fn execute(args: SyncArgs) -> Result<()> {
         SyncMode::CopyInto => Some(Lake::open(&args.lake).await?),
         SyncMode::Push => None,
     };
+    let tables = SyncTables::from_args(&args).await?;
     let cancel = pricecast_shared::runner::shutdown_token();
     let ctx = SyncContext {
         store: store.clone(),
@@ -300,9 +364,8 @@ pub async fn execute(args: SyncArgs) -> Result<()> {
         cancel: cancel.clone(),
     };
     crate::run_job(JOB, store, &args.run, cancel, move || {
-        let ctx = ctx.clone();
-        let plan = plan.clone();
-        async move { run(&ctx, &plan).await }
+        let (ctx, plan, tables) = (ctx.clone(), plan.clone(), tables.clone());
+        async move { run_tables(&ctx, &plan, &tables).await }
     })
     .await
 }
@@ -323,26 +386,82 @@ pub fn check_copy_into(dialect: Dialect, lake_url: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs the job: connects to the warehouse, then syncs every configured series.
+/// Runs the job for the candles: connects to the warehouse, then syncs every configured series.
 pub async fn run(ctx: &SyncContext, plan: &SyncPlan) -> Result<JobSummary> {
+    run_tables(ctx, plan, &SyncTables::candles()).await
+}
+
+/// Runs the job: connects to the warehouse, then syncs the selected tables: the candles of every
+/// configured series, then the model runs.
+pub async fn run_tables(
+    ctx: &SyncContext,
+    plan: &SyncPlan,
+    tables: &SyncTables,
+) -> Result<JobSummary> {
     let config = ctx.warehouse.clone();
     let warehouse = Arc::new(Mutex::new(
         blocking_task(move || Warehouse::connect(&config)).await?,
     ));
+    let mut summary = JobSummary {
+        rows: 0,
+        detail: String::new(),
+    };
+    if tables.candles {
+        sync_candles(ctx, plan, &warehouse, &mut summary).await?;
+    }
+    if let Some(source) = &tables.model_runs {
+        let report = model_runs::push_model_runs(ctx, plan, &warehouse, source).await?;
+        summary.rows += (report.runs + report.metrics) as i64;
+        let detail = &mut summary.detail;
+        let _ = write!(
+            detail,
+            "{}model runs of experiment {}: ",
+            if detail.is_empty() { "" } else { "; " },
+            source.experiment
+        );
+        if report.experiment_found {
+            let _ = write!(
+                detail,
+                "{} runs into {} and {} metrics into {} on {}",
+                report.runs,
+                MODEL_RUNS_TABLE.name,
+                report.metrics,
+                MODEL_METRICS_TABLE.name,
+                ctx.warehouse.connection_string.redacted()
+            );
+            if let Some(end) = report
+                .newest_end_ms
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+            {
+                let _ = write!(detail, ", newest end time {}", end.to_rfc3339());
+            }
+        } else {
+            detail.push_str("no such experiment yet");
+        }
+    }
+    Ok(summary)
+}
+
+/// Syncs the candles of every configured series, adding to `summary`.
+async fn sync_candles(
+    ctx: &SyncContext,
+    plan: &SyncPlan,
+    warehouse: &SharedWarehouse,
+    summary: &mut JobSummary,
+) -> Result<()> {
     let table = CandlesSource;
     let spec = table.spec();
-    on_warehouse(&warehouse, move |w| w.prepare_table(spec)).await?;
-    let mut rows = 0;
-    let mut detail = String::new();
+    on_warehouse(warehouse, move |w| w.prepare_table(spec)).await?;
+    let detail = &mut summary.detail;
     for symbol in &plan.symbols {
         for &interval in &plan.intervals {
             let report = match plan.mode {
                 SyncMode::Push => {
-                    push_series(ctx, plan, &warehouse, &table, symbol, interval).await?
+                    push_series(ctx, plan, warehouse, &table, symbol, interval).await?
                 }
-                SyncMode::CopyInto => copy_into_series(ctx, &warehouse, symbol, interval).await?,
+                SyncMode::CopyInto => copy_into_series(ctx, warehouse, symbol, interval).await?,
             };
-            rows += report.rows as i64;
+            summary.rows += report.rows as i64;
             let _ = write!(
                 detail,
                 "{}{symbol} {interval}: {} {} into {} on {}",
@@ -360,7 +479,7 @@ pub async fn run(ctx: &SyncContext, plan: &SyncPlan) -> Result<JobSummary> {
             }
         }
     }
-    Ok(JobSummary { rows, detail })
+    Ok(())
 }
 
 /// What was synced for one series.
