@@ -9,8 +9,8 @@ use pricecast_shared::Error;
 use pricecast_shared::lake::{LakeArgs, LakeUrl};
 use pricecast_shared::registry::promotion::{TAG_CHAMPION_MAE, TAG_DECISION, TAG_NEW_MAE};
 use pricecast_shared::registry::{
-    Bytes, CHALLENGER, CHAMPION, Decision, Metric, ModelRegistry, RegistryArgs, RunId, RunStatus,
-    tags,
+    Bytes, CHALLENGER, CHAMPION, Decision, Metric, ModelRegistry, RegistryArgs, RunId, RunSearch,
+    RunStatus, tags,
 };
 use pricecast_tests::lake::TestS3;
 use serde_json::Value;
@@ -531,4 +531,117 @@ async fn mlflow_errors_leave_nothing_half_registered_and_failed_runs_are_marked(
         Some(0),
         "{never}"
     );
+}
+
+/// Five ended runs and a running one: the ended ones are listed, over pages of two, with their
+/// times, params, tags and latest metrics; the running one only once it ends.
+async fn listing(registry: &ModelRegistry) {
+    let name = unique("listing");
+    assert_eq!(registry.find_experiment(&name).await.expect("find"), None);
+    let experiment = registry.experiment(&name).await.expect("experiment");
+    assert_eq!(
+        registry.find_experiment(&name).await.expect("find"),
+        Some(experiment.clone())
+    );
+    let mut ended = Vec::new();
+    for i in 0..5_i64 {
+        let run = registry
+            .start_run(&experiment, &pairs(&[(tags::SERIES, "BTCUSDT 1h")]))
+            .await
+            .expect("run");
+        registry
+            .log_params(&run, &pairs(&[("alpha", "0.5")]))
+            .await
+            .expect("params");
+        let metrics = [
+            Metric::new("mae", 10.0),
+            Metric {
+                key: "mae".into(),
+                value: i as f64,
+                step: i + 1,
+            },
+        ];
+        registry.log_metrics(&run, &metrics).await.expect("metrics");
+        let status = if i == 4 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Finished
+        };
+        registry.finish_run(&run, status).await.expect("finish");
+        ended.push(run);
+    }
+    let running = registry.start_run(&experiment, &[]).await.expect("running");
+    let every = RunSearch {
+        page_size: 2,
+        ..RunSearch::default()
+    };
+    let found = registry
+        .search_runs(&experiment, &every)
+        .await
+        .expect("search");
+    let mut ids: Vec<RunId> = found.iter().map(|r| r.run_id.clone()).collect();
+    ids.sort();
+    let mut expected = ended.clone();
+    expected.sort();
+    assert_eq!(ids, expected, "{}", registry.location());
+    for run in &found {
+        let i = ended.iter().position(|r| *r == run.run_id).expect("known") as i64;
+        let end = run.end_time.expect("ended");
+        assert!(run.start_time > 0 && run.start_time <= end, "{run:?}");
+        assert_eq!(run.params["alpha"], "0.5");
+        assert_eq!(run.tags[tags::SERIES], "BTCUSDT 1h");
+        assert_eq!(run.latest_metrics.len(), 1, "{run:?}");
+        assert_eq!(
+            (run.latest_metrics[0].value, run.latest_metrics[0].step),
+            (i as f64, i + 1)
+        );
+        assert!(run.latest_metrics[0].timestamp > 0);
+    }
+    assert!(found.windows(2).all(|w| w[0].end_time <= w[1].end_time));
+    // A window: only what ended after the third run's end.
+    let cut = found[2].end_time;
+    let after = RunSearch {
+        ended_after: cut,
+        ..every
+    };
+    let later = registry
+        .search_runs(&experiment, &after)
+        .await
+        .expect("search");
+    assert_eq!(
+        later.iter().map(|r| &r.run_id).collect::<Vec<_>>(),
+        found
+            .iter()
+            .filter(|r| r.end_time > cut)
+            .map(|r| &r.run_id)
+            .collect::<Vec<_>>()
+    );
+    assert!(later.iter().all(|r| r.run_id != running));
+    registry
+        .finish_run(&running, RunStatus::Finished)
+        .await
+        .expect("finish");
+    let newest = found.iter().filter_map(|r| r.end_time).max();
+    let since_newest = RunSearch {
+        ended_after: newest,
+        ..every
+    };
+    let now_ended = registry
+        .search_runs(&experiment, &since_newest)
+        .await
+        .expect("search");
+    assert!(
+        now_ended.iter().any(|r| r.run_id == running),
+        "{now_ended:?}"
+    );
+}
+
+#[tokio::test]
+async fn ended_runs_are_listed_page_by_page_on_both_mlflow_servers_and_the_local_registry() {
+    let s3 = TestS3::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    listing(&mlflow("PRICECAST_TEST_MLFLOW_URI", &s3)).await;
+    listing(&mlflow("PRICECAST_TEST_MLFLOW_S3_URI", &s3)).await;
+    listing(&local(&format!("file://{}", dir.path().display()), &s3).await).await;
+    listing(&local(&s3.url(), &s3).await).await;
 }

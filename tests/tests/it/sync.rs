@@ -1,12 +1,20 @@
-//! Sync job tests: real PostgreSQL (and SQLite) stores into a real warehouse reached through
-//! unixODBC and the PostgreSQL ODBC driver (a PostgreSQL 15 database standing in for Databricks:
-//! same staging + MERGE path).
+//! Sync job tests: real PostgreSQL (and SQLite) stores, and the model runs of two real MLflow
+//! servers and the local registry, into a real warehouse reached through unixODBC and the
+//! PostgreSQL ODBC driver (a PostgreSQL 15 database standing in for Databricks: same staging +
+//! MERGE path).
 
 use std::process::Command;
+use std::sync::Arc;
 
-use pricecast_jobs::sync::{self, CANDLES_WATERMARK, SyncContext, SyncMode, SyncPlan};
+use pricecast_jobs::sync::{
+    self, CANDLES_WATERMARK, ModelRunsSource, SyncContext, SyncMode, SyncPlan, SyncTables,
+};
 use pricecast_shared::Error;
 use pricecast_shared::domain::{Candle, Interval, Symbol};
+use pricecast_shared::lake::{LakeArgs, LakeUrl};
+use pricecast_shared::registry::{
+    Metric, MlflowRegistry, ModelRegistry, RegistryArgs, RunId, RunStatus, tags,
+};
 use pricecast_shared::runner;
 use pricecast_shared::store::{CandleQuery, JobStatus, Store};
 use pricecast_shared::warehouse::WarehouseConfig;
@@ -321,9 +329,49 @@ async fn the_binary_syncs_over_odbc_and_never_logs_the_databricks_token() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("sync is not configured"), "{text}");
 
-    let (code, text) = run(&[("SYNC_ODBC_CONNECTION_STRING", &wh.connection_string)]);
+    // Every table by default; the local registry in this lake has no experiment yet.
+    let lake = tempfile::tempdir().expect("lake folder");
+    let lake_url = format!("file://{}", lake.path().display());
+    let (code, text) = run(&[
+        ("SYNC_ODBC_CONNECTION_STRING", &wh.connection_string),
+        ("LAKE_URL", &lake_url),
+    ]);
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(count(&wh, "candles").await, 50);
+    assert!(text.contains("the experiment does not exist yet"), "{text}");
+
+    // Model runs alone, from MLflow (the candles stay as they were).
+    let experiment = format!("sync-binary-{:012x}", rand::random::<u64>() >> 16);
+    let registry = mlflow_registry("PRICECAST_TEST_MLFLOW_URI");
+    let id = registry.experiment(&experiment).await.expect("experiment");
+    let ended = registry.start_run(&id, &[]).await.expect("run");
+    registry
+        .log_metrics(&ended, &[Metric::new("mae", 1.25)])
+        .await
+        .expect("metric");
+    registry
+        .finish_run(&ended, RunStatus::Finished)
+        .await
+        .expect("finish");
+    let mlflow_uri = required("PRICECAST_TEST_MLFLOW_URI");
+    let (code, text) = run(&[
+        ("SYNC_ODBC_CONNECTION_STRING", &wh.connection_string),
+        ("SYNC_TABLES", "model-runs"),
+        ("MLFLOW_TRACKING_URI", &mlflow_uri),
+        ("MLFLOW_EXPERIMENT_NAME", &experiment),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("model runs synced"), "{text}");
+    // It ended less than the settle margin ago: it waits for a later run.
+    assert!(!warehouse_run_ids(&wh).await.contains(&ended.0));
+    assert_eq!(count(&wh, "model_metrics").await, 0);
+
+    let (code, text) = run(&[
+        ("SYNC_ODBC_CONNECTION_STRING", &wh.connection_string),
+        ("SYNC_TABLES", "candles,predictions"),
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("SYNC_TABLES"), "{text}");
 
     // The Databricks driver is not installed here: the connection fails, naming the driver
     // and redacting the token everywhere.
@@ -370,4 +418,344 @@ async fn text_with_quotes_backslashes_and_braces_and_null_columns_arrive_unchang
         expected_rows(&stored(&db.store).await)
     );
     assert_eq!(count(&wh, "candles_staging").await, 0);
+}
+
+fn required(variable: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| {
+        panic!("{variable} is not set: the model-run sync tests need the MLflow servers that tests/run.sh starts; run tests/run.sh")
+    })
+}
+
+/// A client of the MLflow server named by `variable` (artifacts are not used here).
+fn mlflow_registry(variable: &str) -> ModelRegistry {
+    let args = RegistryArgs::mlflow(required(variable).parse().expect("MLflow URI"));
+    let lake = LakeArgs::for_url(LakeUrl::Memory);
+    ModelRegistry::Mlflow(Box::new(
+        MlflowRegistry::new(&args, lake).expect("MLflow client"),
+    ))
+}
+
+async fn local_registry(folder: &std::path::Path) -> ModelRegistry {
+    let lake = LakeArgs::for_url(
+        format!("file://{}", folder.display())
+            .parse::<LakeUrl>()
+            .expect("lake URL"),
+    );
+    ModelRegistry::open(&RegistryArgs::local(), &lake)
+        .await
+        .expect("local registry")
+}
+
+fn model_runs_only(registry: &Arc<ModelRegistry>, experiment: &str) -> SyncTables {
+    SyncTables {
+        candles: false,
+        model_runs: Some(ModelRunsSource {
+            registry: registry.clone(),
+            experiment: experiment.to_owned(),
+        }),
+    }
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+async fn warehouse_run_ids(wh: &TestWarehouse) -> Vec<String> {
+    sqlx::query_scalar("SELECT run_id FROM pricecast.model_runs ORDER BY run_id")
+        .fetch_all(&wh.pool)
+        .await
+        .expect("model runs")
+}
+
+/// `(run_id, status, model_type, symbol, interval, data_from, feature_set_hash, params)` of the
+/// warehouse's model runs, by run id.
+type RunRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    serde_json::Value,
+);
+
+async fn warehouse_runs(wh: &TestWarehouse) -> Vec<RunRow> {
+    sqlx::query_as(
+        "SELECT run_id, status, model_type, symbol, interval, \
+         to_char(data_from AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS'), feature_set_hash, \
+         params::jsonb FROM pricecast.model_runs ORDER BY run_id",
+    )
+    .fetch_all(&wh.pool)
+    .await
+    .expect("model runs")
+}
+
+/// `(run_id, key, value, step)` of the warehouse's model metrics, by run id and key.
+async fn warehouse_metrics(wh: &TestWarehouse) -> Vec<(String, String, f64, i64)> {
+    sqlx::query_as(
+        "SELECT run_id, key, value, step FROM pricecast.model_metrics ORDER BY run_id, key",
+    )
+    .fetch_all(&wh.pool)
+    .await
+    .expect("model metrics")
+}
+
+/// A run of the series with `mae` logged at steps 0 and 1 (the latest is `mae`) and `rmse`.
+async fn logged_run(
+    registry: &ModelRegistry,
+    experiment: &pricecast_shared::registry::ExperimentId,
+    mae: f64,
+) -> RunId {
+    let run = registry
+        .start_run(
+            experiment,
+            &pairs(&[
+                (tags::SERIES, "BTCUSDT 1h"),
+                (tags::MODEL_TYPE, "linear_regression"),
+                (
+                    tags::DATA_RANGE,
+                    "2024-01-01T00:00:00Z..2024-02-01T00:00:00Z",
+                ),
+                (tags::FEATURE_SET_HASH, "f00d"),
+            ]),
+        )
+        .await
+        .expect("run");
+    registry
+        .log_params(&run, &pairs(&[("alpha", "0.5"), ("window", "10")]))
+        .await
+        .expect("params");
+    let metrics = [
+        Metric::new("mae", mae + 100.0),
+        Metric {
+            key: "mae".into(),
+            value: mae,
+            step: 1,
+        },
+        Metric::new("rmse", mae * 2.0),
+    ];
+    registry.log_metrics(&run, &metrics).await.expect("metrics");
+    run
+}
+
+fn expected_run(run: &RunId, status: &str) -> RunRow {
+    (
+        run.0.clone(),
+        status.to_owned(),
+        Some("linear_regression".into()),
+        Some("BTCUSDT".into()),
+        Some("1h".into()),
+        Some("2024-01-01T00:00:00".into()),
+        Some("f00d".into()),
+        serde_json::json!({"alpha": "0.5", "window": "10"}),
+    )
+}
+
+fn expected_metrics(run: &RunId, mae: f64) -> Vec<(String, String, f64, i64)> {
+    vec![
+        (run.0.clone(), "mae".into(), mae, 1),
+        (run.0.clone(), "rmse".into(), mae * 2.0, 0),
+    ]
+}
+
+fn sorted<T: Ord>(mut rows: Vec<T>) -> Vec<T> {
+    rows.sort();
+    rows
+}
+
+fn sorted_runs(mut rows: Vec<RunRow>) -> Vec<RunRow> {
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+fn sorted_metrics(mut rows: Vec<(String, String, f64, i64)>) -> Vec<(String, String, f64, i64)> {
+    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    rows
+}
+
+/// The whole life of model runs in the warehouse, against one registry.
+async fn model_runs_are_mirrored(registry: ModelRegistry) {
+    let registry = Arc::new(registry);
+    let db = TestDb::postgres().await;
+    let wh = TestWarehouse::new().await;
+    let ctx = context(&db.store, wh.config(2));
+    let name = format!("sync-{:012x}", rand::random::<u64>() >> 16);
+    let tables = model_runs_only(&registry, &name);
+    let location = registry.location();
+
+    // No experiment yet: nothing to do, and no error.
+    let none = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("sync without the experiment");
+    assert_eq!(none.rows, 0, "{}", none.detail);
+    assert!(
+        none.detail.contains("no such experiment yet"),
+        "{}",
+        none.detail
+    );
+
+    let experiment = registry.experiment(&name).await.expect("experiment");
+    let first = logged_run(&registry, &experiment, 1.5).await;
+    let second = logged_run(&registry, &experiment, 2.5).await;
+    let failed = logged_run(&registry, &experiment, 3.5).await;
+    let running = logged_run(&registry, &experiment, 4.5).await;
+    for (run, status) in [
+        (&first, RunStatus::Finished),
+        (&second, RunStatus::Finished),
+        (&failed, RunStatus::Failed),
+    ] {
+        registry.finish_run(run, status).await.expect("finish");
+    }
+
+    // Exactly the ended runs, with the latest value of each metric.
+    let summary = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("first sync");
+    assert_eq!(summary.rows, 3 + 6, "{location}: {}", summary.detail);
+    assert!(summary.detail.contains("Pwd=***"), "{}", summary.detail);
+    let mut runs = vec![
+        expected_run(&first, "FINISHED"),
+        expected_run(&second, "FINISHED"),
+        expected_run(&failed, "FAILED"),
+    ];
+    let mut metrics = [
+        expected_metrics(&first, 1.5),
+        expected_metrics(&second, 2.5),
+        expected_metrics(&failed, 3.5),
+    ]
+    .concat();
+    assert_eq!(
+        warehouse_runs(&wh).await,
+        sorted_runs(runs.clone()),
+        "{location}"
+    );
+    assert_eq!(
+        warehouse_metrics(&wh).await,
+        sorted_metrics(metrics.clone())
+    );
+    assert_eq!(count(&wh, "model_runs_staging").await, 0);
+    assert_eq!(count(&wh, "model_metrics_staging").await, 0);
+
+    // Nothing new: nothing copied.
+    let again = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("second sync");
+    assert_eq!(again.rows, 0, "{location}: {}", again.detail);
+
+    // A new finished run: exactly it.
+    let third = logged_run(&registry, &experiment, 5.5).await;
+    registry
+        .finish_run(&third, RunStatus::Finished)
+        .await
+        .expect("finish");
+    let added = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("third sync");
+    assert_eq!(added.rows, 1 + 2, "{location}: {}", added.detail);
+    runs.push(expected_run(&third, "FINISHED"));
+    metrics.extend(expected_metrics(&third, 5.5));
+    assert_eq!(warehouse_runs(&wh).await, sorted_runs(runs.clone()));
+    assert_eq!(
+        warehouse_metrics(&wh).await,
+        sorted_metrics(metrics.clone())
+    );
+
+    // A metric logged again on an ended run, which is ended again: updated, not duplicated.
+    registry
+        .log_metrics(
+            &first,
+            &[Metric {
+                key: "mae".into(),
+                value: 0.75,
+                step: 2,
+            }],
+        )
+        .await
+        .expect("new value");
+    registry
+        .finish_run(&first, RunStatus::Finished)
+        .await
+        .expect("ended again");
+    let updated = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("fourth sync");
+    assert_eq!(updated.rows, 1 + 2, "{location}: {}", updated.detail);
+    metrics.retain(|m| !(m.0 == first.0 && m.1 == "mae"));
+    metrics.push((first.0.clone(), "mae".into(), 0.75, 2));
+    assert_eq!(
+        warehouse_metrics(&wh).await,
+        sorted_metrics(metrics.clone())
+    );
+    assert_eq!(count(&wh, "model_runs").await, 4);
+
+    // The running run is picked up once it ends.
+    assert!(!warehouse_run_ids(&wh).await.contains(&running.0));
+    registry
+        .finish_run(&running, RunStatus::Finished)
+        .await
+        .expect("finish");
+    let ended = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("fifth sync");
+    assert_eq!(ended.rows, 1 + 2, "{location}: {}", ended.detail);
+    runs.push(expected_run(&running, "FINISHED"));
+    metrics.extend(expected_metrics(&running, 4.5));
+    assert_eq!(warehouse_runs(&wh).await, sorted_runs(runs));
+    assert_eq!(warehouse_metrics(&wh).await, sorted_metrics(metrics));
+    assert_eq!(sorted(warehouse_run_ids(&wh).await).len(), 5);
+}
+
+#[tokio::test]
+async fn model_runs_of_mlflow_with_the_artifact_proxy_are_mirrored() {
+    model_runs_are_mirrored(mlflow_registry("PRICECAST_TEST_MLFLOW_URI")).await;
+}
+
+#[tokio::test]
+async fn model_runs_of_mlflow_with_s3_artifacts_are_mirrored() {
+    model_runs_are_mirrored(mlflow_registry("PRICECAST_TEST_MLFLOW_S3_URI")).await;
+}
+
+#[tokio::test]
+async fn model_runs_of_the_local_registry_are_mirrored() {
+    let lake = tempfile::tempdir().expect("lake folder");
+    model_runs_are_mirrored(local_registry(lake.path()).await).await;
+}
+
+#[tokio::test]
+async fn model_runs_that_ended_within_the_settle_margin_wait_for_the_next_sync() {
+    let lake = tempfile::tempdir().expect("lake folder");
+    let registry = Arc::new(local_registry(lake.path()).await);
+    let db = TestDb::postgres().await;
+    let wh = TestWarehouse::new().await;
+    let ctx = context(&db.store, wh.default_config());
+    let name = "bitcoin_prediction_s3";
+    let experiment = registry.experiment(name).await.expect("experiment");
+    let run = logged_run(&registry, &experiment, 1.0).await;
+    registry
+        .finish_run(&run, RunStatus::Finished)
+        .await
+        .expect("finish");
+    let settling = SyncPlan {
+        settle: chrono::Duration::hours(1),
+        ..plan()
+    };
+    let tables = model_runs_only(&registry, name);
+    let summary = sync::run_tables(&ctx, &settling, &tables)
+        .await
+        .expect("sync");
+    assert_eq!(summary.rows, 0, "{}", summary.detail);
+    assert_eq!(count(&wh, "model_runs").await, 0);
+    // Both kinds of table in one run.
+    db.load_bundled("BTCUSDT", 5).await;
+    let both = SyncTables {
+        candles: true,
+        ..tables
+    };
+    let summary = sync::run_tables(&ctx, &plan(), &both).await.expect("sync");
+    assert_eq!(summary.rows, 5 + 1 + 2, "{}", summary.detail);
+    assert_eq!(warehouse_run_ids(&wh).await, vec![run.0]);
 }
