@@ -136,7 +136,8 @@ pub struct SyncPlan {
     pub intervals: Vec<Interval>,
     /// Push rows or copy lake files.
     pub mode: SyncMode,
-    /// How recent an `ingested_at` stays above the watermark ([`WATERMARK_SETTLE`]).
+    /// How recent an `ingested_at` stays above the watermark, and how long ago a model run must
+    /// have ended to be mirrored ([`WATERMARK_SETTLE`]).
     pub settle: chrono::Duration,
     /// Test hook, not reachable from the command line: fail right after the first batch is
     /// staged and before its MERGE, as a crash there would.
