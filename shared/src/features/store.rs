@@ -1,0 +1,1 @@
+pub struct FeatureManifest; pub fn read_feature_frame(){}
