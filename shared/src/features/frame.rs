@@ -67,10 +67,7 @@ fn slot(interval: Interval) -> (Expr, i64) {
                 + col(OPEN_TIME).dt().month().cast(DataType::Int64),
             1,
         ),
-        _ => (
-            col(OPEN_TIME).cast(DataType::Int64),
-            interval.duration_ms(),
-        ),
+        _ => (col(OPEN_TIME).cast(DataType::Int64), interval.duration_ms()),
     }
 }
 
@@ -128,9 +125,7 @@ fn feature_expr(kind: FeatureKind) -> Expr {
             )
         }
         FeatureKind::Hour => col(OPEN_TIME).dt().hour().cast(DataType::Int32),
-        FeatureKind::DayOfWeek => {
-            col(OPEN_TIME).dt().weekday().cast(DataType::Int32) - lit(1i32)
-        }
+        FeatureKind::DayOfWeek => col(OPEN_TIME).dt().weekday().cast(DataType::Int32) - lit(1i32),
     }
 }
 
@@ -176,12 +171,9 @@ pub fn feature_frame(candles: LazyFrame, interval: Interval, spec: &FeatureSpec)
         .collect();
     gaps.sort_unstable();
     gaps.dedup();
-    let needs_returns = kinds.iter().any(|(_, kind)| {
-        matches!(
-            kind,
-            Some(FeatureKind::Volatility(_) | FeatureKind::Rsi(_))
-        )
-    });
+    let needs_returns = kinds
+        .iter()
+        .any(|(_, kind)| matches!(kind, Some(FeatureKind::Volatility(_) | FeatureKind::Rsi(_))));
     let prepared: Vec<Expr> = gaps
         .iter()
         .map(|&k| gap_check(k, step).alias(gap_column(k)))
@@ -591,7 +583,11 @@ mod tests {
             if t < 55 {
                 assert_eq!(b.row(i), a.row(i), "features of row {t}");
                 assert_eq!(b.target[i] == a.target[i], t != 54, "t+1 target of row {t}");
-                assert_eq!(b3.target[i] == a3.target[i], t != 52, "t+3 target of row {t}");
+                assert_eq!(
+                    b3.target[i] == a3.target[i],
+                    t != 52,
+                    "t+3 target of row {t}"
+                );
             } else {
                 assert_ne!(b.row(i), a.row(i), "row {t} reads candle 55");
             }
@@ -611,12 +607,20 @@ mod tests {
         let df = frame(&candles, &seed);
         // 14:00 has no t-1; through 22:00 the ten-candle average spans the gap.
         for h in 1..=9 {
-            assert_eq!(value_at(&df, "ma_10", gap + hour * h), None, "+{h}h dropped");
+            assert_eq!(
+                value_at(&df, "ma_10", gap + hour * h),
+                None,
+                "+{h}h dropped"
+            );
         }
         assert!(value_at(&df, "ma_10", gap + hour * 10).is_some());
         // 12:00's target would be the missing 13:00: kept, with a null target.
         assert_eq!(value_at(&df, "price_t+1", gap - hour), Some(None));
-        assert!(value_at(&df, "price_t+1", gap - hour * 2).flatten().is_some());
+        assert!(
+            value_at(&df, "price_t+1", gap - hour * 2)
+                .flatten()
+                .is_some()
+        );
 
         // With every feature, 50 candles after the gap are needed again; 12:00's zero
         // volume makes volume_z still defined (the window is not constant).
@@ -659,9 +663,16 @@ mod tests {
         // After the gap (index 61 opens at 14:00) the 50th candle is the first complete row.
         let after_gap = real_slice();
         let short = &after_gap[..61 + 49];
-        assert_eq!(latest_row(short, Interval::H1, &spec).expect("latest"), None);
+        assert_eq!(
+            latest_row(short, Interval::H1, &spec).expect("latest"),
+            None
+        );
         let enough = &after_gap[..61 + 50];
-        assert!(latest_row(enough, Interval::H1, &spec).expect("latest").is_some());
+        assert!(
+            latest_row(enough, Interval::H1, &spec)
+                .expect("latest")
+                .is_some()
+        );
         assert_eq!(latest_row(&[], Interval::H1, &spec).expect("empty"), None);
     }
 
@@ -687,6 +698,10 @@ mod tests {
         )
         .collect()
         .expect("features");
-        assert_eq!(df.height(), 3, "February's 29 days and July's 31 are one month each");
+        assert_eq!(
+            df.height(),
+            3,
+            "February's 29 days and July's 31 are one month each"
+        );
     }
 }

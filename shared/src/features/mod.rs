@@ -11,9 +11,7 @@ pub mod seed;
 pub mod spec;
 pub mod store;
 
-pub use frame::{
-    FeatureRow, TrainingRows, candle_frame, feature_frame, feature_rows, latest_row,
-};
+pub use frame::{FeatureRow, TrainingRows, candle_frame, feature_frame, feature_rows, latest_row};
 pub use seed::{SEED_HISTORY, SEED_LAGS, SEED_MA_WINDOW, SeedFeatures, seed_features};
 pub use spec::{
     ALL_FEATURES, DEFAULT_HORIZONS, FEATURE_SET_VERSION, FeatureSpec, PRICE_FEATURE_NAMES,

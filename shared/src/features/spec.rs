@@ -258,7 +258,11 @@ mod tests {
         assert_ne!(seed.hash(), all.hash());
         let mut swapped = seed.clone();
         swapped.features.swap(0, 1);
-        assert_ne!(seed.hash(), swapped.hash(), "order is part of the definition");
+        assert_ne!(
+            seed.hash(),
+            swapped.hash(),
+            "order is part of the definition"
+        );
     }
 
     #[test]
