@@ -5,6 +5,7 @@ pub mod collect;
 pub mod commands;
 pub mod demo;
 pub mod export;
+pub mod features;
 pub mod schedule;
 pub mod status;
 pub mod sync;

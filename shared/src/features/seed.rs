@@ -1,7 +1,6 @@
-//! Feature definitions shared by training and serving, so what is served is what was trained.
-//!
-//! The seed app's features: the previous five closes (`price_t-1` … `price_t-5`) and the mean of
-//! the last ten closes including the current one (`ma_10`). A lag is taken only from the candle
+//! The seed app's features in exact decimals, as `/price/history` serves them: the previous
+//! five closes (`price_t-1` … `price_t-5`) and the mean of the last ten closes including the
+//! current one (`ma_10`). A lag is taken only from the candle
 //! exactly one interval earlier: a lag that would cross a gap in the candles is missing, never the
 //! wrong candle, and a moving average needs ten consecutive candles.
 
