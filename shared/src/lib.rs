@@ -7,6 +7,7 @@ pub mod error;
 pub mod features;
 pub mod kline;
 pub mod lake;
+pub mod model;
 pub mod registry;
 pub mod replay;
 pub mod runner;

@@ -11,6 +11,7 @@
 //! target/release/pricecast-bench export-synthetic --candles 1000000 --lake file
 //! target/release/pricecast-bench parquet-encode --candles 1000000
 //! target/release/pricecast-bench sync-synthetic --candles 1000000
+//! target/release/pricecast-bench linear-fit --rows 500000 --features 20
 //! ```
 //!
 //! The lake scenarios use the Python virtualenv tests/run.sh creates (moto for the S3 server,
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use pricecast_shared::domain::Interval;
+use pricecast_shared::model::{Dataset, ModelParams, TrainedModel, walk_forward};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::{FakeBinance, synthetic_series};
 
@@ -81,6 +83,27 @@ enum Scenario {
         #[arg(long, default_value_t = 1_000_000)]
         candles: usize,
     },
+    /// Fit the linear model on synthetic rows and time it against scikit-learn's
+    /// `LinearRegression().fit` on the same data in the same run, then time a whole
+    /// walk-forward evaluation.
+    LinearFit {
+        /// Training rows.
+        #[arg(long, default_value_t = 500_000)]
+        rows: usize,
+        /// Features.
+        #[arg(long, default_value_t = 20)]
+        features: usize,
+        /// Walk-forward windows.
+        #[arg(long, default_value_t = 10)]
+        windows: usize,
+        /// Rows per walk-forward window.
+        #[arg(long, default_value_t = 1_000)]
+        window_rows: usize,
+        /// Python with numpy and scikit-learn (default: `PRICECAST_TEST_PYTHON`, then the
+        /// virtualenv's).
+        #[arg(long, env = "PRICECAST_TEST_PYTHON")]
+        python: Option<PathBuf>,
+    },
     /// Load the release `pricecast-api` with wrk, with its response cache on (the default) and off.
     Api {
         /// Seconds of load per endpoint.
@@ -109,6 +132,13 @@ async fn main() -> Result<()> {
         } => export_synthetic(candles, &lake, &s3_server).await,
         Scenario::ParquetEncode { candles } => parquet_encode(candles),
         Scenario::SyncSynthetic { candles } => sync_synthetic(candles).await,
+        Scenario::LinearFit {
+            rows,
+            features,
+            windows,
+            window_rows,
+            python,
+        } => linear_fit(rows, features, windows, window_rows, python),
     }
 }
 
@@ -534,6 +564,167 @@ fn parquet_encode(candles: usize) -> Result<()> {
         candles as f64 / pyarrow,
         pyarrow_size as f64 / 1e6
     );
+    Ok(())
+}
+
+/// Synthetic training data for `linear-fit`: features with different means and scales, and a
+/// log return that is a known linear function of them plus noise.
+fn linear_fit_data(rows: usize, features: usize) -> Result<Dataset> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20_240_101);
+    let mut normal = move || {
+        let u: f64 = rng.random::<f64>().max(1e-300);
+        let v: f64 = rng.random();
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    };
+    let beta: Vec<f64> = (0..features)
+        .map(|j| 1e-3 * (j as f64 + 1.0) * if j % 2 == 0 { 1.0 } else { -0.5 })
+        .collect();
+    let mut x = Vec::with_capacity(rows * features);
+    let mut target = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let mut r = 2e-4;
+        for (j, b) in beta.iter().enumerate() {
+            let value = j as f64 + (1.0 + 0.1 * j as f64) * normal();
+            r += b * value;
+            x.push(value);
+        }
+        target.push(100.0 * (r + 0.01 * normal()).exp());
+    }
+    let hour_ms = 3_600_000;
+    Ok(Dataset::new(
+        (0..features).map(|j| format!("f{j}")).collect(),
+        (0..rows as i64)
+            .map(|i| 1_600_000_000_000 + i * hour_ms)
+            .collect(),
+        x,
+        vec![100.0; rows],
+        target,
+        1,
+        hour_ms,
+    )?)
+}
+
+/// Writes a little-endian f64 array in NumPy's `.npy` format (version 1.0).
+fn write_npy(path: &std::path::Path, shape: &[usize], values: &[f64]) -> Result<()> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
+    // Magic (6) + version (2) + header length (2) + header, padded to 64 bytes with a newline.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + values.len() * 8);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&u16::try_from(header.len())?.to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
+
+fn linear_fit(
+    rows: usize,
+    features: usize,
+    windows: usize,
+    window_rows: usize,
+    python: Option<PathBuf>,
+) -> Result<()> {
+    const RUNS: usize = 3;
+    let python = match python {
+        Some(path) => path,
+        None => venv_bin("python")?,
+    };
+    let data = linear_fit_data(rows, features)?;
+    let params = ModelParams::default();
+
+    let mut rust_best = f64::INFINITY;
+    let mut model = None;
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        model = Some(TrainedModel::fit(&params, &data, 0..rows)?);
+        rust_best = rust_best.min(started.elapsed().as_secs_f64());
+    }
+    let model = model.context("no fit ran")?;
+    let (coefficients, intercept) = model.raw_coefficients().context("linear model")?;
+
+    let started = Instant::now();
+    let evaluation = walk_forward(&params, &data, windows, window_rows)?;
+    let walk_forward_s = started.elapsed().as_secs_f64();
+
+    // scikit-learn fits the very same log returns the Rust model derives from the closes.
+    let returns: Vec<f64> = data
+        .target_close()
+        .iter()
+        .zip(data.last_close())
+        .map(|(target, last)| (target / last).ln())
+        .collect();
+    let folder = tempfile::tempdir()?;
+    let x_path = folder.path().join("x.npy");
+    let y_path = folder.path().join("y.npy");
+    write_npy(&x_path, &[rows, features], data.x())?;
+    write_npy(&y_path, &[rows], &returns)?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/bench_linear_sklearn.py");
+    let output = Command::new(&python)
+        .arg(&script)
+        .arg(&x_path)
+        .arg(&y_path)
+        .arg(RUNS.to_string())
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !output.status.success() {
+        bail!(
+            "scikit-learn failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let sklearn: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let sklearn_s = sklearn["seconds"].as_f64().context("no seconds")?;
+    let sklearn_coef: Vec<f64> = sklearn["coef"]
+        .as_array()
+        .context("no coef")?
+        .iter()
+        .map(|c| c.as_f64().context("coef not a number"))
+        .collect::<Result<_>>()?;
+    let sklearn_intercept = sklearn["intercept"].as_f64().context("no intercept")?;
+    let relative = |ours: f64, theirs: f64| (ours - theirs).abs() / theirs.abs().max(1e-300);
+    let max_difference = coefficients
+        .iter()
+        .zip(&sklearn_coef)
+        .map(|(&a, &b)| relative(a, b))
+        .chain([relative(intercept, sklearn_intercept)])
+        .fold(0.0, f64::max);
+
+    println!(
+        "| fit (best of {RUNS}) | rows × features | time | vs scikit-learn | max relative coefficient difference |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| Pricecast linear (Gram + eigendecomposition) | {rows} × {features} | {rust_best:.3} s | {:.2}× | {max_difference:.1e} |",
+        rust_best / sklearn_s
+    );
+    println!(
+        "| scikit-learn `LinearRegression().fit` | {rows} × {features} | {sklearn_s:.3} s | 1.00× | |"
+    );
+    println!();
+    println!("| walk-forward | windows × rows | time | skill vs last close |");
+    println!("|---|---|---|---|");
+    println!(
+        "| linear, expanding window | {windows} × {window_rows} | {walk_forward_s:.3} s | {} |",
+        evaluation
+            .skill
+            .map_or_else(|| "n/a".to_owned(), |s| format!("{s:.3}"))
+    );
+    if max_difference > 1e-6 {
+        bail!("coefficients differ from scikit-learn's by {max_difference:.1e} (relative)");
+    }
     Ok(())
 }
 
