@@ -27,10 +27,14 @@ use serde::{Deserialize, Serialize};
 pub use chart::chart_svg;
 pub use dataset::Dataset;
 pub use evaluation::{
-    Evaluation, Metrics, ResidualInterval, WindowReport, WindowSeries, evaluate, walk_forward,
+    Evaluation, LOWER_RESIDUAL_QUANTILE, Metrics, ResidualInterval, UPPER_RESIDUAL_QUANTILE,
+    WindowReport, WindowSeries, evaluate, walk_forward, walk_forward_rows_needed,
 };
 pub use scaler::Standardiser;
-pub use trained::{FittedModel, LinearWeights, TrainedModel, TrainingSpan};
+pub use trained::{
+    FittedModel, INPUT_EXAMPLE_FILE, LAST_CLOSE_INPUT, LinearWeights, MODEL_FILE,
+    MODEL_FORMAT_VERSION, PREDICTED_CLOSE_OUTPUT, TrainedModel, TrainingSpan, min_training_rows,
+};
 
 use crate::{Error, Result};
 
