@@ -485,8 +485,8 @@ mod tests {
         );
         // Rows 49..=60 have 49 candles of history.
         assert_eq!(df.height(), candles.len() - 49);
-        for t in 49..candles.len() {
-            let at = candles[t].open_time;
+        for (t, candle) in candles.iter().enumerate().skip(49) {
+            let at = candle.open_time;
             let got = |name: &str| value_at(&df, name, at).flatten().expect(name);
             for k in 1..=5 {
                 assert_eq!(got(&format!("price_t-{k}")), c[t - k], "lag {k} at {t}");
@@ -524,8 +524,8 @@ mod tests {
         let c = closes(candles);
         let spec = FeatureSpec::new(&PRICE_FEATURE_NAMES, vec![1]).expect("spec");
         let df = frame(candles, &spec);
-        for t in 49..candles.len() {
-            let at = candles[t].open_time;
+        for (t, candle) in candles.iter().enumerate().skip(49) {
+            let at = candle.open_time;
             let got = |name: &str| value_at(&df, name, at).flatten().expect(name);
             let changes: Vec<f64> = (t - 13..=t).map(|i| c[i] - c[i - 1]).collect();
             let gain = changes.iter().filter(|d| **d > 0.0).sum::<f64>() / 14.0;
