@@ -53,11 +53,6 @@ fn polars_error(operation: &str) -> impl Fn(PolarsError) -> Error + '_ {
     }
 }
 
-/// The open-time type of every frame: milliseconds, UTC.
-pub fn open_time_dtype() -> DataType {
-    DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
-}
-
 /// `slot` and the distance between consecutive candles in it: open time in ms for
 /// fixed-length intervals, the month number for `1M` (months differ in length).
 fn slot(interval: Interval) -> (Expr, i64) {
@@ -143,7 +138,8 @@ fn gaps_needed(kind: FeatureKind) -> Vec<u32> {
 
 /// Features and targets of one series (one symbol and interval).
 ///
-/// `candles` holds `open_time` (Datetime, or integer ms since the epoch; UTC), `close`, and
+/// `candles` holds `open_time` (Datetime, ms, UTC, as in the lake's files and
+/// [`candle_frame`]), `close`, and
 /// `volume` when `volume_z_20` is selected, sorted by `open_time` without duplicates (the lake's
 /// files are; other columns are ignored). Prices may be decimals or floats: they are cast to
 /// Float64. The frame has `open_time`, `close`, the selected features in `spec` order, then one
@@ -155,10 +151,8 @@ pub fn feature_frame(candles: LazyFrame, interval: Interval, spec: &FeatureSpec)
         .iter()
         .map(|name| (name.clone(), feature_kind(name)))
         .collect();
-    let mut inputs = vec![
-        col(OPEN_TIME).cast(open_time_dtype()),
-        col(CLOSE).cast(DataType::Float64),
-    ];
+    // Not cast: without polars' `timezones` feature a cast would drop the UTC zone.
+    let mut inputs = vec![col(OPEN_TIME), col(CLOSE).cast(DataType::Float64)];
     if spec.needs_volume() {
         inputs.push(col(VOLUME).cast(DataType::Float64));
     }
@@ -260,9 +254,9 @@ pub fn candle_frame(candles: &[Candle]) -> Result<DataFrame> {
         volume.push(float(candle.volume)?);
     }
     let error = polars_error("building a candle frame");
-    let open_time = Column::new(OPEN_TIME.into(), open_time)
-        .cast(&open_time_dtype())
-        .map_err(&error)?;
+    let open_time = Int64Chunked::from_vec(OPEN_TIME.into(), open_time)
+        .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+        .into_column();
     DataFrame::new(
         candles.len(),
         vec![
@@ -485,8 +479,8 @@ mod tests {
         );
         // Rows 49..=60 have 49 candles of history.
         assert_eq!(df.height(), candles.len() - 49);
-        for t in 49..candles.len() {
-            let at = candles[t].open_time;
+        for (t, candle) in candles.iter().enumerate().skip(49) {
+            let at = candle.open_time;
             let got = |name: &str| value_at(&df, name, at).flatten().expect(name);
             for k in 1..=5 {
                 assert_eq!(got(&format!("price_t-{k}")), c[t - k], "lag {k} at {t}");
@@ -524,8 +518,8 @@ mod tests {
         let c = closes(candles);
         let spec = FeatureSpec::new(&PRICE_FEATURE_NAMES, vec![1]).expect("spec");
         let df = frame(candles, &spec);
-        for t in 49..candles.len() {
-            let at = candles[t].open_time;
+        for (t, candle) in candles.iter().enumerate().skip(49) {
+            let at = candle.open_time;
             let got = |name: &str| value_at(&df, name, at).flatten().expect(name);
             let changes: Vec<f64> = (t - 13..=t).map(|i| c[i] - c[i - 1]).collect();
             let gain = changes.iter().filter(|d| **d > 0.0).sum::<f64>() / 14.0;

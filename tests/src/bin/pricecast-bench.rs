@@ -12,6 +12,7 @@
 //! target/release/pricecast-bench parquet-encode --candles 1000000
 //! target/release/pricecast-bench sync-synthetic --candles 1000000
 //! target/release/pricecast-bench linear-fit --rows 500000 --features 20
+//! target/release/pricecast-bench features-frame --candles 1000000
 //! ```
 //!
 //! The lake scenarios use the Python virtualenv tests/run.sh creates (moto for the S3 server,
@@ -104,6 +105,18 @@ enum Scenario {
         #[arg(long, env = "PRICECAST_TEST_PYTHON")]
         python: Option<PathBuf>,
     },
+    /// Time the full feature frame of a synthetic 1m series in polars (in this process) against
+    /// pandas computing the same features on the same rows, and the seed app's five lags and
+    /// MA10 in pandas, in the same run.
+    FeaturesFrame {
+        /// Candles in the series.
+        #[arg(long, default_value_t = 1_000_000)]
+        candles: usize,
+        /// Python with pandas and pyarrow (default: `PRICECAST_TEST_PYTHON`, else the virtualenv
+        /// tests/run.sh maintains).
+        #[arg(long, env = "PRICECAST_TEST_PYTHON")]
+        python: Option<PathBuf>,
+    },
     /// Load the release `pricecast-api` with wrk, with its response cache on (the default) and off.
     Api {
         /// Seconds of load per endpoint.
@@ -139,6 +152,7 @@ async fn main() -> Result<()> {
             window_rows,
             python,
         } => linear_fit(rows, features, windows, window_rows, python),
+        Scenario::FeaturesFrame { candles, python } => features_frame(candles, python),
     }
 }
 
@@ -882,6 +896,93 @@ async fn sync_synthetic(candles: usize) -> Result<()> {
         run.wall.as_secs_f64(),
         candles as f64 / run.wall.as_secs_f64(),
         run.peak_rss_mb
+    );
+    Ok(())
+}
+
+/// The process's peak resident set size in MB (`VmHWM`).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+fn features_frame(candles: usize, python: Option<PathBuf>) -> Result<()> {
+    use polars::prelude::IntoLazy;
+    use pricecast_shared::features::store::encode_features;
+    use pricecast_shared::features::{
+        FeatureSpec, SEED_FEATURE_NAMES, candle_frame, feature_frame,
+    };
+    const RUNS: usize = 3;
+    let python = match python {
+        Some(path) => path,
+        None => venv_bin("python")?,
+    };
+    let mut frame = {
+        let series = synthetic_series("BTCUSDT", Interval::M1, candles);
+        candle_frame(&series)?
+    };
+    let folder = tempfile::tempdir()?;
+    let parquet = folder.path().join("candles.parquet");
+    std::fs::write(&parquet, encode_features(&mut frame)?)?;
+    // Peak memory from here on: the feature frame, not the synthetic Candle structs.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let time = |spec: &FeatureSpec| -> Result<(f64, usize)> {
+        let mut best = f64::INFINITY;
+        let mut rows = 0;
+        for _ in 0..RUNS {
+            let started = Instant::now();
+            let out = feature_frame(frame.clone().lazy(), Interval::M1, spec).collect()?;
+            best = best.min(started.elapsed().as_secs_f64());
+            rows = out.height();
+        }
+        Ok((best, rows))
+    };
+    let (all_s, all_rows) = time(&FeatureSpec::all(vec![1]))?;
+    let (seed_s, _) = time(&FeatureSpec::new(&SEED_FEATURE_NAMES, vec![1])?)?;
+    let peak = peak_rss_mb().unwrap_or(f64::NAN);
+    let output = Command::new(&python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/bench_features_pandas.py"))
+        .arg(&parquet)
+        .arg(RUNS.to_string())
+        .arg(Interval::M1.duration_ms().to_string())
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !output.status.success() {
+        bail!(
+            "bench_features_pandas.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let pandas: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let pandas_all = pandas["all_s"].as_f64().context("all_s")?;
+    let pandas_seed = pandas["seed_s"].as_f64().context("seed_s")?;
+    if pandas["all_rows"].as_u64() != Some(all_rows as u64) {
+        bail!(
+            "pandas kept {} rows, polars {all_rows}: the definitions differ",
+            pandas["all_rows"]
+        );
+    }
+    println!(
+        "| implementation (best of {RUNS}) | candles | 24 features + target | rows/s | seed lags + MA10 | peak RSS | speed-up over pandas (all / seed) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| Pricecast (polars 0.55 lazy) | {candles} | {all_s:.3} s | {:.0} | {seed_s:.3} s | {peak:.0} MB | {:.2}× / {:.2}× |",
+        candles as f64 / all_s,
+        pandas_all / all_s,
+        pandas_seed / seed_s
+    );
+    println!(
+        "| pandas 3.1 | {candles} | {pandas_all:.3} s | {:.0} | {pandas_seed:.3} s | | 1.00× |",
+        candles as f64 / pandas_all
     );
     Ok(())
 }

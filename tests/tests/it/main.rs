@@ -6,5 +6,6 @@ mod collect;
 mod demo;
 mod deploy;
 mod export;
+mod features;
 mod registry;
 mod sync;
