@@ -1,6 +1,7 @@
 //! Pricecast's read-only REST service: the seed app's endpoints (`/`, `/price/latest`,
-//! `/price/history`, `/price/stats`, `/health`) plus candles, job runs, Prometheus metrics and an
-//! OpenAPI document with Swagger UI, over the store connected read-only.
+//! `/price/history`, `/price/stats`, `/price/predict`, `/health`) plus candles, the served
+//! models, a forecast chart, job runs, Prometheus metrics and an OpenAPI document with Swagger
+//! UI, over the store connected read-only and the registry's champion models held in memory.
 //!
 //! Start it with [`start`] (binds, then serves in the background until a token is cancelled)
 //! or [`serve`]; build the in-process service for tests with [`service`].
@@ -9,11 +10,16 @@ pub mod error;
 pub mod metrics;
 pub mod params;
 pub mod routes;
+pub mod served_models;
 pub mod settings;
 pub mod state;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use pricecast_shared::registry::ModelRegistry;
+use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 
 use salvo::catch_panic::CatchPanic;
 use salvo::catcher::Catcher;
@@ -32,10 +38,11 @@ pub use settings::ApiArgs;
 pub use state::AppState;
 
 use crate::metrics::{OPENAPI_ROUTE, RequestObserver};
+use crate::served_models::ServedModels;
 
 /// How long in-flight requests may finish after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Largest request body accepted (the API takes no bodies; this bounds abuse).
+/// Largest request body accepted (only `POST /price/predict` takes one; this bounds abuse).
 const MAX_REQUEST_BODY: u64 = 64 * 1024;
 
 /// The routes, their middleware (state, panic catching, timeout, size limit) and the
@@ -81,6 +88,42 @@ impl RunningServer {
     pub async fn wait(self) -> std::io::Result<()> {
         self.task.await.map_err(std::io::Error::other)?
     }
+}
+
+/// Connects to the database read-only, opens the model registry, loads the served series'
+/// champions and starts polling for new ones until `shutdown`: the state [`serve`] needs.
+/// The registry being unreachable at start is not fatal (predictions answer 503 and `/health`
+/// says why until a poll succeeds); a database that cannot be opened is.
+pub async fn open(
+    args: &ApiArgs,
+    shutdown: CancellationToken,
+) -> pricecast_shared::Result<AppState> {
+    let options = StoreOptions {
+        mode: AccessMode::ReadOnly,
+        max_connections: args.database.database_max_connections,
+    };
+    let store = Store::connect(args.database.database_url.expose(), options).await?;
+    let registry = ModelRegistry::open(&args.registry, &args.lake).await?;
+    let models = Arc::new(ServedModels::new(
+        Arc::new(registry),
+        args.registry.clone(),
+        args.served_series(),
+    ));
+    let swapped = models.refresh().await;
+    tracing::info!(
+        registry = %models.status().location,
+        models = swapped,
+        poll_s = args.model_poll_secs,
+        "models loaded"
+    );
+    models
+        .clone()
+        .spawn_polling(args.model_poll_interval(), shutdown);
+    Ok(AppState::new(store)
+        .with_request_timeout(args.request_timeout())
+        .with_cache_ttl(args.cache_ttl())
+        .with_models(models)
+        .with_max_stale_candles(args.max_stale_candles()))
 }
 
 /// Binds `addr` and serves in the background until `shutdown` is cancelled, then stops

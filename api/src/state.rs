@@ -9,6 +9,7 @@ use pricecast_shared::store::Store;
 
 use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
+use crate::served_models::ServedModels;
 
 /// How long the default interval of a symbol is remembered.
 const DEFAULT_INTERVAL_TTL: Duration = Duration::from_secs(30);
@@ -31,6 +32,11 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// How long successful price responses are served from memory (zero: never).
     pub cache_ttl: Duration,
+    /// The models predictions come from.
+    pub models: Arc<ServedModels>,
+    /// Forecasts answer 503 when the newest candle is more than this many intervals old
+    /// (`None`: never, as in the demo's replayed history).
+    pub max_stale_candles: Option<u32>,
     default_intervals: Arc<Mutex<HashMap<Symbol, (Interval, Instant)>>>,
 }
 
@@ -43,8 +49,24 @@ impl AppState {
             started: Instant::now(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             cache_ttl: DEFAULT_CACHE_TTL,
+            models: Arc::new(ServedModels::none()),
+            max_stale_candles: None,
             default_intervals: Arc::default(),
         }
+    }
+
+    /// Serves predictions from these models.
+    #[must_use]
+    pub fn with_models(mut self, models: Arc<ServedModels>) -> Self {
+        self.models = models;
+        self
+    }
+
+    /// Sets how many intervals old the newest candle may be for a forecast (`None`: any).
+    #[must_use]
+    pub fn with_max_stale_candles(mut self, max: Option<u32>) -> Self {
+        self.max_stale_candles = max;
+        self
     }
 
     /// Sets how long price responses are cached (zero disables the cache).

@@ -1,7 +1,11 @@
 //! The subcommands of `pricecast`.
 
 use chrono::Utc;
+use std::sync::Arc;
+
 use pricecast_api::AppState;
+use pricecast_api::served_models::ServedModels;
+use pricecast_shared::registry::RegistryArgs;
 use pricecast_shared::settings::DatabaseArgs;
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 use pricecast_shared::{Error, Result, runner};
@@ -58,6 +62,8 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let data = demo::load(&args.data_dir, cancel.clone()).await?;
     println!("Collected: {}", data.detail);
     println!("Exported: {}", data.export_detail);
+    println!("Features: {}", data.features_detail);
+    println!("Trained: {}", data.train_detail);
     println!(
         "Parquet lake: {} (read it with pyarrow, polars, DuckDB or Spark)",
         data.lake_dir.display()
@@ -73,7 +79,15 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         },
     )
     .await?;
-    let server = pricecast_api::start(AppState::new(store), args.addr, cancel)
+    let models = Arc::new(ServedModels::new(
+        data.registry.clone(),
+        RegistryArgs::local(),
+        data.series.clone(),
+    ));
+    models.refresh().await;
+    // The replayed history ends in 2025: forecasts from it are never "stale".
+    let state = AppState::new(store).with_models(models);
+    let server = pricecast_api::start(state, args.addr, cancel)
         .await
         .map_err(|e| Error::config(format!("PRICECAST_API_ADDR: {e}")))?;
     let base = format!("http://{}", server.local_addr());

@@ -1,13 +1,20 @@
-//! `pricecast demo`: the bundled real history, replayed through the collect job into an embedded
-//! SQLite database and exported by the export job to a local Parquet lake, ready for the API.
+//! `pricecast demo`: the whole pipeline, embedded and offline. The bundled real history is
+//! replayed through the collect job into an SQLite database, exported to a local Parquet lake,
+//! turned into feature frames, and a model per series is trained, evaluated and registered as
+//! `champion` in the local registry inside the lake, ready for the API's predictions.
 //! Needs no network and nothing installed.
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
 use pricecast_shared::Result;
-use pricecast_shared::domain::Symbol;
+use pricecast_shared::domain::{Interval, Symbol};
+use pricecast_shared::features::FeatureSpec;
 use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
+use pricecast_shared::model::ModelParams;
+use pricecast_shared::registry::{LocalRegistry, ModelRegistry, RegistryArgs};
 use pricecast_shared::replay::{BUNDLED_INTERVAL, BUNDLED_SYMBOLS, ReplaySource};
 use pricecast_shared::runner::{self, RunOutcome};
 use pricecast_shared::source::KlineSource;
@@ -16,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::collect::{self, CollectContext, CollectPlan};
 use crate::export::{self, ExportContext, ExportPlan, ExportRange};
+use crate::features::{self, FeaturesContext, FeaturesPlan};
+use crate::train::{self, FeatureSelection, TrainContext, TrainPlan};
 
 /// Connections for the demo's embedded database.
 const DEMO_CONNECTIONS: u32 = 4;
@@ -59,7 +68,20 @@ pub struct DemoData {
     pub lake_dir: PathBuf,
     /// What the export run did.
     pub export_detail: String,
+    /// What the features run did.
+    pub features_detail: String,
+    /// What the train run did.
+    pub train_detail: String,
+    /// The series a model was trained for.
+    pub series: Vec<(Symbol, Interval)>,
+    /// The local registry in the lake, holding the champions.
+    pub registry: Arc<ModelRegistry>,
 }
+
+/// Candles per evaluation window of the demo's models: a week of hourly candles.
+const DEMO_EVAL_WINDOW_ROWS: usize = 168;
+/// Evaluation windows of the demo's models.
+const DEMO_EVAL_WINDOWS: usize = 4;
 
 /// The demo's lake folder inside `data_dir`.
 pub fn lake_dir(data_dir: &Path) -> PathBuf {
@@ -72,7 +94,9 @@ pub fn database_url(data_dir: &Path) -> String {
 }
 
 /// Replays the bundled history through the collect job (gaps repaired, the exchange's own gap
-/// recorded) into the demo database. Idempotent: a second run changes nothing.
+/// recorded) into the demo database, exports it, builds the feature frames and trains a model
+/// per series. Idempotent but for training: a second run changes no candle, partition or
+/// feature file, and registers new model versions that become champion only when better.
 pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData> {
     let url = database_url(data_dir);
     let store = Store::connect(
@@ -126,7 +150,7 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         cancel: ctx.cancel.clone(),
     };
     let export_plan = ExportPlan {
-        symbols,
+        symbols: symbols.clone(),
         intervals: vec![BUNDLED_INTERVAL],
         range: ExportRange::Changed,
         settle: export::WATERMARK_SETTLE,
@@ -139,13 +163,64 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         RunOutcome::Completed(summary) => summary.detail,
         RunOutcome::Skipped => "another export run holds the demo lake".to_owned(),
     };
+
+    let features_ctx = FeaturesContext {
+        lake: export_ctx.lake.clone(),
+        cancel: ctx.cancel.clone(),
+    };
+    let features_plan = FeaturesPlan {
+        symbols: symbols.clone(),
+        intervals: vec![BUNDLED_INTERVAL],
+        spec: FeatureSpec::default(),
+        full: false,
+    };
+    let outcome = runner::run_locked(&store, features::JOB, || {
+        features::run(&features_ctx, &features_plan)
+    })
+    .await?;
+    let features_detail = completed(outcome, "features");
+
+    let registry = Arc::new(ModelRegistry::Local(LocalRegistry::new(
+        export_ctx.lake.clone(),
+    )));
+    let train_ctx = TrainContext {
+        lake: export_ctx.lake.clone(),
+        registry: registry.clone(),
+        cancel: ctx.cancel.clone(),
+    };
+    let train_plan = TrainPlan {
+        symbols: symbols.clone(),
+        intervals: vec![BUNDLED_INTERVAL],
+        params: ModelParams::default(),
+        horizon: 1,
+        features: FeatureSelection::Price,
+        eval_windows: DEMO_EVAL_WINDOWS,
+        eval_window_rows: DEMO_EVAL_WINDOW_ROWS,
+        experiment: RegistryArgs::local().mlflow_experiment_name,
+        model_name: RegistryArgs::local(),
+        force_promote: false,
+    };
+    let outcome =
+        runner::run_locked(&store, train::JOB, || train::run(&train_ctx, &train_plan)).await?;
+    let train_detail = completed(outcome, "train");
     Ok(DemoData {
         database_url: url,
         newest_open_time: newest,
         detail,
         lake_dir,
         export_detail,
+        features_detail,
+        train_detail,
+        series: symbols.into_iter().map(|s| (s, BUNDLED_INTERVAL)).collect(),
+        registry,
     })
+}
+
+fn completed(outcome: RunOutcome, job: &str) -> String {
+    match outcome {
+        RunOutcome::Completed(summary) => summary.detail,
+        RunOutcome::Skipped => format!("another {job} run holds the demo data"),
+    }
 }
 
 /// Hours to ask for so that a window counted back from now reaches the newest demo candle
@@ -168,11 +243,28 @@ pub fn examples(base: &str, data: &DemoData, now: DateTime<Utc>) -> Vec<String> 
         format!(
             "curl '{base}/price/candles?symbol=ETHUSDT&interval=1h&start={day_before}&limit=3'"
         ),
+        format!("curl {base}/price/predict"),
+        format!("curl '{base}/price/predict?symbol=ETHUSDT&interval=1h'"),
+        format!(
+            "curl -X POST {base}/price/predict -H 'content-type: application/json' -d '{{\"prices\": [{}]}}'",
+            rising_prices()
+        ),
+        format!("curl {base}/models"),
+        format!("open '{base}/price/chart.svg?hours=72'   # recent closes with the forecast"),
         format!("curl {base}/jobs"),
         format!("curl {base}/health"),
         format!("curl {base}/metrics"),
         format!("open {base}/docs   # interactive API docs (OpenAPI at {base}/openapi.json)"),
     ]
+}
+
+/// A gently rising series of closes, long enough for every price feature, for the what-if
+/// example.
+fn rising_prices() -> String {
+    (0..60)
+        .map(|i| format!("{}", 90_000 + i * 25))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod features;
 pub mod schedule;
 pub mod status;
 pub mod sync;
+pub mod train;
 
 use std::future::Future;
 use std::process::ExitCode;

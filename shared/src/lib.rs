@@ -2,6 +2,7 @@
 //! the Binance client and the replay source, and the plumbing every job uses.
 
 pub mod binance;
+pub mod champion;
 pub mod domain;
 pub mod error;
 pub mod features;

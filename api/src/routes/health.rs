@@ -1,7 +1,9 @@
-//! `GET /health`: whether the service and its database answer.
+//! `GET /health`: whether the service and its database answer, and what the model registry's
+//! last poll saw.
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use pricecast_shared::telemetry::error_chain;
 use salvo::http::StatusCode;
 use salvo::oapi::ToSchema;
@@ -18,7 +20,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Serialize, ToSchema)]
 #[salvo(schema(name = HealthBody))]
 pub struct HealthBody {
-    /// `healthy` or `unhealthy`.
+    /// `healthy`, `degraded` (the registry is down; predictions use the models held) or
+    /// `unhealthy` (the database is down).
     pub status: String,
     /// Version of this build.
     pub version: String,
@@ -34,6 +37,26 @@ pub struct HealthBody {
 pub struct Dependencies {
     /// The database.
     pub database: DependencyHealth,
+    /// The model registry the champions come from.
+    pub registry: RegistryHealth,
+}
+
+/// The model registry's state as the last poll saw it. Its being down does not make the service
+/// unhealthy: the models already loaded keep being served.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = RegistryHealth))]
+pub struct RegistryHealth {
+    /// `up`, `down`, `not_polled` or `not_configured`.
+    pub status: String,
+    /// Where it is.
+    pub location: String,
+    /// Champion models held in memory.
+    pub champions_loaded: usize,
+    /// When a poll last reached it.
+    pub last_success: Option<DateTime<Utc>>,
+    /// Why the last poll failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One dependency's state.
@@ -80,16 +103,34 @@ pub async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), ApiErro
         latency_ms: failure.is_none().then_some(latency_ms),
         error: failure.clone(),
     };
-    let body = HealthBody {
-        status: if failure.is_none() {
-            "healthy"
+    let models = state.models.status();
+    let registry = RegistryHealth {
+        status: if !state.models.is_configured() {
+            "not_configured"
+        } else if models.is_up() {
+            "up"
+        } else if models.last_attempt.is_none() {
+            "not_polled"
         } else {
-            "unhealthy"
+            "down"
+        }
+        .into(),
+        location: models.location.clone(),
+        champions_loaded: models.champions_loaded,
+        last_success: models.last_success,
+        error: models.last_error.clone(),
+    };
+    let degraded = state.models.is_configured() && models.last_error.is_some();
+    let body = HealthBody {
+        status: match (&failure, degraded) {
+            (Some(_), _) => "unhealthy",
+            (None, true) => "degraded",
+            (None, false) => "healthy",
         }
         .into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: state.started.elapsed().as_secs(),
-        dependencies: Dependencies { database },
+        dependencies: Dependencies { database, registry },
     };
     res.status_code(if failure.is_none() {
         StatusCode::OK

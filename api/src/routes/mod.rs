@@ -1,9 +1,11 @@
 //! The endpoints, one file per concern, and the table of routes they are served at.
 
+pub mod chart;
 pub mod health;
 pub mod index;
 pub mod jobs;
 pub mod metrics;
+pub mod predict;
 pub mod price;
 
 use std::time::Duration;
@@ -15,7 +17,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Every API route (path, description), as served, documented and listed by `GET /`.
-pub const ENDPOINTS: [(&str, &str); 8] = [
+pub const ENDPOINTS: [(&str, &str); 11] = [
     ("/", "This list of endpoints"),
     (
         "/price/latest",
@@ -34,6 +36,18 @@ pub const ENDPOINTS: [(&str, &str); 8] = [
         "OHLCV candles oldest first, by time range and page (?start=&end=&limit=500&offset=0&symbol=&interval=)",
     ),
     (
+        "/price/predict",
+        "The champion model's forecast of the next close, with the baseline, an interval and the model's walk-forward MAE and skill (?symbol=&interval=&horizon=); POST feature values or recent prices for a what-if forecast",
+    ),
+    (
+        "/price/chart.svg",
+        "Picture of recent closes with the forecast and its interval (?hours=48&symbol=&interval=)",
+    ),
+    (
+        "/models",
+        "Champion and challenger model of each served series: version, metrics, trained-on range, promotion decision",
+    ),
+    (
         "/jobs",
         "Most recent runs of the collection and pipeline jobs (?job=&limit=50)",
     ),
@@ -45,8 +59,8 @@ pub const ENDPOINTS: [(&str, &str); 8] = [
 ];
 
 /// Paths of [`ENDPOINTS`].
-pub const ROUTES: [&str; 8] = {
-    let mut routes = [""; 8];
+pub const ROUTES: [&str; 11] = {
+    let mut routes = [""; 11];
     let mut i = 0;
     while i < ENDPOINTS.len() {
         routes[i] = ENDPOINTS[i].0;
@@ -65,7 +79,13 @@ pub fn api_router(cache_ttl: Duration) -> Router {
         .push(Router::with_path("latest").get(price::latest))
         .push(Router::with_path("history").get(price::history))
         .push(Router::with_path("stats").get(price::stats))
-        .push(Router::with_path("candles").get(price::candles));
+        .push(Router::with_path("candles").get(price::candles))
+        .push(
+            Router::with_path("predict")
+                .get(predict::predict)
+                .post(predict::predict_what_if),
+        )
+        .push(Router::with_path("chart.svg").get(chart::price_chart));
     if !cache_ttl.is_zero() {
         price = price.hoop(Cache::new(
             MokaStore::builder()
@@ -78,6 +98,7 @@ pub fn api_router(cache_ttl: Duration) -> Router {
     Router::new()
         .get(index::index)
         .push(price)
+        .push(Router::with_path("models").get(predict::list_models))
         .push(Router::with_path("jobs").get(jobs::job_runs))
         .push(Router::with_path("health").get(health::health))
         .push(Router::with_path("metrics").get(metrics::metrics))

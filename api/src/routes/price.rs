@@ -352,7 +352,7 @@ pub struct CandlesBody {
 }
 
 /// The series a request names: its symbol and (requested or default) interval.
-async fn series(
+pub(crate) async fn series(
     state: &AppState,
     symbol: Option<&str>,
     interval: Option<&str>,
@@ -363,7 +363,7 @@ async fn series(
     Ok((symbol, interval))
 }
 
-fn nothing_stored(symbol: &Symbol, interval: Interval) -> ApiError {
+pub(crate) fn nothing_stored(symbol: &Symbol, interval: Interval) -> ApiError {
     ApiError::NotFound(format!(
         "no {symbol} {interval} candles stored; collect them first (pricecast-collect --symbols {symbol} --intervals {interval})"
     ))

@@ -109,10 +109,6 @@ pub struct RegistryArgs {
         value_parser = parse_model_name
     )]
     pub model_name: String,
-
-    /// Give the new model version the `champion` alias even when it is not better.
-    #[arg(long)]
-    pub force_promote: bool,
 }
 
 impl RegistryArgs {
@@ -127,7 +123,6 @@ impl RegistryArgs {
             mlflow_http_request_timeout: DEFAULT_REQUEST_TIMEOUT_SECS,
             mlflow_http_request_max_retries: DEFAULT_MAX_RETRIES,
             model_name: DEFAULT_MODEL_NAME.to_owned(),
-            force_promote: false,
         }
     }
 

@@ -416,7 +416,18 @@ async fn every_route_is_listed_documented_and_served() {
     let hours = hours_back_to(candles[0].open_time);
     for route in ROUTES {
         let reply = app.get(&format!("{route}?hours={hours}")).await;
-        assert_eq!(reply.status, 200, "{route}: {}", reply.text);
+        if route == "/price/predict" {
+            // No registry behind this service: a clear 503 until a champion exists.
+            assert_eq!(reply.status, 503, "{route}: {}", reply.text);
+            assert!(
+                reply.json["detail"]
+                    .as_str()
+                    .expect("detail")
+                    .contains("no champion")
+            );
+        } else {
+            assert_eq!(reply.status, 200, "{route}: {}", reply.text);
+        }
     }
 
     let docs = app.get("/docs").await;

@@ -1,0 +1,726 @@
+//! The train job: for each series, fits a model on the lake's feature frame, evaluates it
+//! walk-forward against the naive baseline, logs the run to the model registry, registers the
+//! model as a new version and lets the promotion gate decide whether it becomes `champion`.
+//!
+//! Steps, per symbol and interval: read the feature frame ([`read_training_data`]), evaluate
+//! walk-forward and fit the final model on every row ([`fit_and_evaluate`], on a blocking
+//! thread), score the current champion on the same most recent window ([`champion_mae`]), then
+//! record everything in the registry ([`record`]): a run with tags, params, metrics and
+//! artifacts, marked FINISHED, registered as a version and promoted or kept as `challenger`.
+//! A failure after the run started marks it FAILED; no version is registered for it and the
+//! champion does not move.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use polars::prelude::DataFrame;
+use pricecast_shared::champion::{self, RegisteredModel, metric};
+use pricecast_shared::domain::{Interval, Symbol};
+use pricecast_shared::features::{self, FeatureSpec, TrainingRows};
+use pricecast_shared::lake::{Lake, LakeArgs};
+use pricecast_shared::model::{
+    self, Dataset, Evaluation, Metrics, ModelArgs, ModelParams, TrainedModel,
+};
+use pricecast_shared::registry::{
+    self, Bytes, CHAMPION, Metric, ModelRegistry, PromotionDecision, RegistryArgs, RunId, RunStatus,
+};
+use pricecast_shared::runner::JobSummary;
+use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
+use pricecast_shared::{Error, Result};
+use tokio_util::sync::CancellationToken;
+
+/// Job name in `job_runs` and the lock.
+pub const JOB: &str = "train";
+/// Default evaluation windows.
+pub const DEFAULT_EVAL_WINDOWS: usize = 5;
+/// Default rows per evaluation window: a week of hourly candles, a few hours of minutes.
+pub const DEFAULT_EVAL_WINDOW_ROWS: usize = 168;
+
+/// Which features the model takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FeatureSelection {
+    /// Features computable from closes alone (the default: a price series is enough to ask
+    /// the API for a forecast).
+    Price,
+    /// The seed app's six: `price_t-1` … `price_t-5`, `ma_10`.
+    Seed,
+    /// Every feature of the feature set.
+    All,
+    /// These, by name.
+    Named(Vec<String>),
+}
+
+impl FeatureSelection {
+    /// Parses `price`, `seed`, `all` or a comma list of feature names.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "price" => Ok(Self::Price),
+            "seed" => Ok(Self::Seed),
+            "all" => Ok(Self::All),
+            "" => Err("use price, seed, all or a comma list of feature names".to_owned()),
+            list => Ok(Self::Named(
+                list.split(',').map(|n| n.trim().to_owned()).collect(),
+            )),
+        }
+    }
+
+    /// The feature names, checked against those the feature frame has.
+    pub fn resolve(&self, available: &[String]) -> Result<Vec<String>> {
+        let names: Vec<String> = match self {
+            Self::Price => features::PRICE_FEATURE_NAMES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            Self::Seed => features::SEED_FEATURE_NAMES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            Self::All => available.to_vec(),
+            Self::Named(names) => names.clone(),
+        };
+        if let Some(missing) = names.iter().find(|n| !available.contains(n)) {
+            return Err(Error::config(format!(
+                "PRICECAST_MODEL_FEATURES names {missing:?}, which the feature frame does not have; available: {}",
+                available.join(", ")
+            )));
+        }
+        Ok(names)
+    }
+}
+
+/// Flags and variables of `pricecast-train`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrainArgs {
+    /// Database settings (job runs and the lock).
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Symbols and intervals.
+    #[command(flatten)]
+    pub series: SeriesArgs,
+    /// Where the lake is (feature frames; the local registry without MLflow).
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// Once or on a schedule.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The model registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Model type and hyperparameters.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Candles ahead the model forecasts; the feature frame must have this horizon's target.
+    #[arg(
+        long,
+        env = "PRICECAST_HORIZON",
+        value_name = "PRICECAST_HORIZON",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
+    pub horizon: u32,
+    /// Features the model takes: `price`, `seed`, `all` or a comma list of names.
+    #[arg(
+        long,
+        env = "PRICECAST_MODEL_FEATURES",
+        value_name = "PRICECAST_MODEL_FEATURES",
+        default_value = "price",
+        value_parser = FeatureSelection::parse
+    )]
+    pub model_features: FeatureSelection,
+    /// Walk-forward evaluation windows (the most recent ones).
+    #[arg(
+        long,
+        env = "PRICECAST_EVAL_WINDOWS",
+        value_name = "PRICECAST_EVAL_WINDOWS",
+        default_value_t = DEFAULT_EVAL_WINDOWS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000)
+    )]
+    pub eval_windows: usize,
+    /// Candles per evaluation window.
+    #[arg(
+        long,
+        env = "PRICECAST_EVAL_WINDOW_ROWS",
+        value_name = "PRICECAST_EVAL_WINDOW_ROWS",
+        default_value_t = DEFAULT_EVAL_WINDOW_ROWS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000)
+    )]
+    pub eval_window_rows: usize,
+    /// Give the new version the `champion` alias even when it is not better.
+    #[arg(long)]
+    pub force_promote: bool,
+}
+
+/// What the train job works with.
+#[derive(Clone)]
+pub struct TrainContext {
+    /// The lake holding the feature frames.
+    pub lake: Lake,
+    /// The registry runs and versions go to.
+    pub registry: Arc<ModelRegistry>,
+    /// Cancelled on shutdown: no new series starts.
+    pub cancel: CancellationToken,
+}
+
+/// What one run trains.
+#[derive(Clone, Debug)]
+pub struct TrainPlan {
+    /// Symbols.
+    pub symbols: Vec<Symbol>,
+    /// Intervals.
+    pub intervals: Vec<Interval>,
+    /// Model type and hyperparameters.
+    pub params: ModelParams,
+    /// Horizon in candles.
+    pub horizon: u32,
+    /// Feature selection.
+    pub features: FeatureSelection,
+    /// Evaluation windows.
+    pub eval_windows: usize,
+    /// Rows per window.
+    pub eval_window_rows: usize,
+    /// Experiment name.
+    pub experiment: String,
+    /// Registered model name pattern.
+    pub model_name: RegistryArgs,
+    /// Promote regardless of the numbers.
+    pub force_promote: bool,
+}
+
+impl TrainPlan {
+    /// The plan the flags describe.
+    pub fn from_args(args: &TrainArgs) -> Result<Self> {
+        Ok(Self {
+            symbols: args.series.symbols.clone(),
+            intervals: args.series.intervals.clone(),
+            params: {
+                let params = args.model.params();
+                params.validate()?;
+                params
+            },
+            horizon: args.horizon,
+            features: args.model_features.clone(),
+            eval_windows: args.eval_windows,
+            eval_window_rows: args.eval_window_rows,
+            experiment: args.registry.mlflow_experiment_name.clone(),
+            model_name: args.registry.clone(),
+            force_promote: args.force_promote,
+        })
+    }
+}
+
+/// What training one series produced.
+#[derive(Clone, Debug)]
+pub struct SeriesReport {
+    /// The run.
+    pub run_id: RunId,
+    /// Registered model name.
+    pub model_name: String,
+    /// The new version.
+    pub version: u64,
+    /// Pooled walk-forward metrics of the model.
+    pub model: Metrics,
+    /// The same for the baseline.
+    pub baseline: Metrics,
+    /// `1 − MAE / baseline MAE`.
+    pub skill: f64,
+    /// The promotion decision.
+    pub promotion: PromotionDecision,
+    /// Rows the final model was fitted on.
+    pub rows: usize,
+}
+
+/// `pricecast-train`: opens the lake and the registry, then runs once or on the schedule.
+pub async fn execute(args: TrainArgs) -> Result<()> {
+    let plan = TrainPlan::from_args(&args)?;
+    let store = crate::connect(&args.database, !args.run.no_migrate).await?;
+    let lake = Lake::open(&args.lake).await?;
+    let registry = Arc::new(ModelRegistry::open(&args.registry, &args.lake).await?);
+    let cancel = pricecast_shared::runner::shutdown_token();
+    let ctx = TrainContext {
+        lake,
+        registry,
+        cancel: cancel.clone(),
+    };
+    crate::run_job(JOB, store, &args.run, cancel, move || {
+        let ctx = ctx.clone();
+        let plan = plan.clone();
+        async move { run(&ctx, &plan).await }
+    })
+    .await
+}
+
+/// Runs the job: every configured series in turn.
+pub async fn run(ctx: &TrainContext, plan: &TrainPlan) -> Result<JobSummary> {
+    let mut rows = 0;
+    let mut detail = String::new();
+    for symbol in &plan.symbols {
+        for &interval in &plan.intervals {
+            if ctx.cancel.is_cancelled() {
+                return Err(Error::config(
+                    "stopped by a shutdown signal before every series was trained",
+                ));
+            }
+            let report = train_series(ctx, plan, symbol, interval).await?;
+            rows += report.rows as i64;
+            let _ = write!(
+                detail,
+                "{}{symbol} {interval}: {} v{} ({}), MAE {:.4} vs baseline {:.4}, skill {:.4}",
+                if detail.is_empty() { "" } else { "; " },
+                report.model_name,
+                report.version,
+                report.promotion.decision.as_str(),
+                report.model.mae,
+                report.baseline.mae,
+                report.skill,
+            );
+        }
+    }
+    Ok(JobSummary { rows, detail })
+}
+
+/// Training data of one series and what it was built from.
+pub struct TrainingData {
+    /// Rows with a known target, oldest first, with the selected features.
+    pub dataset: Dataset,
+    /// The whole feature frame (to score a champion that takes other features).
+    pub frame: Arc<DataFrame>,
+    /// The feature set's hash.
+    pub feature_set_hash: String,
+    /// Every feature the frame holds.
+    pub available: Vec<String>,
+}
+
+/// Reads the series' feature frame and keeps the selected features and the horizon's target.
+pub async fn read_training_data(
+    lake: &Lake,
+    symbol: &Symbol,
+    interval: Interval,
+    selection: &FeatureSelection,
+    horizon: u32,
+) -> Result<TrainingData> {
+    let (manifest, frame) = features::read_feature_frame(lake, symbol, interval).await?;
+    let names = selection.resolve(&manifest.features)?;
+    if !manifest.horizons.contains(&horizon) {
+        return Err(Error::config(format!(
+            "PRICECAST_HORIZON is {horizon}, but the feature frame of {symbol} {interval} has targets for {:?} only; run pricecast-features with PRICECAST_HORIZONS including {horizon}",
+            manifest.horizons
+        )));
+    }
+    let frame = Arc::new(frame);
+    let dataset = blocking(
+        format!("building the training rows of {symbol} {interval}"),
+        {
+            let frame = frame.clone();
+            move || training_dataset(&frame, names, horizon, interval)
+        },
+    )
+    .await?;
+    Ok(TrainingData {
+        dataset,
+        frame,
+        feature_set_hash: manifest.feature_set_hash,
+        available: manifest.features,
+    })
+}
+
+/// The rows of a feature frame whose `horizon` target is known, with `features`.
+pub fn training_dataset(
+    frame: &DataFrame,
+    features: Vec<String>,
+    horizon: u32,
+    interval: Interval,
+) -> Result<Dataset> {
+    let spec = FeatureSpec {
+        horizons: vec![horizon],
+        features,
+    };
+    let rows = features::feature_rows(frame, &spec, Some(horizon))?;
+    known_targets(rows, horizon, interval)
+}
+
+/// Keeps the rows with a target.
+fn known_targets(rows: TrainingRows, horizon: u32, interval: Interval) -> Result<Dataset> {
+    let width = rows.width();
+    let mut open_time_ms = Vec::with_capacity(rows.len());
+    let mut x = Vec::with_capacity(rows.x.len());
+    let mut last_close = Vec::with_capacity(rows.len());
+    let mut target_close = Vec::with_capacity(rows.len());
+    for (i, target) in rows.target.iter().enumerate() {
+        if let Some(target) = target {
+            open_time_ms.push(rows.open_time_ms[i]);
+            x.extend_from_slice(&rows.x[i * width..(i + 1) * width]);
+            last_close.push(rows.close[i]);
+            target_close.push(*target);
+        }
+    }
+    Dataset::new(
+        rows.feature_names,
+        open_time_ms,
+        x,
+        last_close,
+        target_close,
+        horizon,
+        interval.duration_ms(),
+    )
+}
+
+/// Runs CPU work on a blocking thread.
+async fn blocking<T, F>(operation: String, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Model {
+            operation,
+            message: e.to_string(),
+        })?
+}
+
+/// The evaluation and the final model, fitted on every row.
+pub struct FittedSeries {
+    /// Walk-forward evaluation.
+    pub evaluation: Evaluation,
+    /// The model fitted on all rows.
+    pub model: TrainedModel,
+}
+
+/// Evaluates walk-forward, then fits the final model on every row (CPU work, on a blocking
+/// thread). The final model carries the evaluation's residual interval, for the API's
+/// forecast intervals.
+pub async fn fit_and_evaluate(
+    dataset: Arc<Dataset>,
+    params: ModelParams,
+    windows: usize,
+    window_rows: usize,
+) -> Result<FittedSeries> {
+    blocking(
+        format!("training a {} model", params.kind.as_str()),
+        move || {
+            let evaluation = model::walk_forward(&params, &dataset, windows, window_rows)?;
+            let mut model = TrainedModel::fit(&params, &dataset, 0..dataset.rows())?;
+            model.residual_interval = Some(evaluation.residual_interval.clone());
+            Ok(FittedSeries { evaluation, model })
+        },
+    )
+    .await
+}
+
+/// The current champion's MAE on the most recent evaluation window (open times `window`),
+/// `None` when there is no champion, or when it cannot be scored on this frame (a feature the
+/// frame lacks, another horizon); the reason is logged.
+pub async fn champion_mae(
+    registry: &ModelRegistry,
+    model_name: &str,
+    data: &TrainingData,
+    interval: Interval,
+    window: (i64, i64),
+) -> Result<Option<f64>> {
+    let Some(champion) = RegisteredModel::load(registry, model_name, CHAMPION).await? else {
+        return Ok(None);
+    };
+    let model = champion.model;
+    let version = champion.version.version;
+    if let Some(missing) = model
+        .feature_names
+        .iter()
+        .find(|f| !data.available.contains(f))
+    {
+        tracing::warn!(
+            model = model_name, version, feature = %missing,
+            "the champion takes a feature the frame does not have; it cannot be scored"
+        );
+        return Ok(None);
+    }
+    let frame = data.frame.clone();
+    let scored = blocking(
+        format!("scoring {model_name} version {version}"),
+        move || {
+            let rows =
+                training_dataset(&frame, model.feature_names.clone(), model.horizon, interval)?;
+            let times = rows.open_time_ms();
+            let rows_in =
+                times.partition_point(|&t| t < window.0)..times.partition_point(|&t| t <= window.1);
+            model::evaluate(&model, &rows, rows_in)
+        },
+    )
+    .await;
+    match scored {
+        Ok(metrics) => Ok(Some(metrics.mae)),
+        Err(e) => {
+            tracing::warn!(
+                model = model_name, version, error.message = %e,
+                "the champion cannot be scored on the current feature frame"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Trains, evaluates, records and promotes one series.
+pub async fn train_series(
+    ctx: &TrainContext,
+    plan: &TrainPlan,
+    symbol: &Symbol,
+    interval: Interval,
+) -> Result<SeriesReport> {
+    let data =
+        read_training_data(&ctx.lake, symbol, interval, &plan.features, plan.horizon).await?;
+    let dataset = Arc::new(data.dataset.clone());
+    let model_name = plan.model_name.model_name_for(symbol, interval);
+    tracing::info!(
+        %symbol, %interval, rows = dataset.rows(), features = dataset.features(),
+        model_type = plan.params.kind.as_str(), "training"
+    );
+    let fitted = fit_and_evaluate(
+        dataset.clone(),
+        plan.params.clone(),
+        plan.eval_windows,
+        plan.eval_window_rows,
+    )
+    .await?;
+    let last = fitted
+        .evaluation
+        .last_report()
+        .ok_or_else(|| Error::Model {
+            operation: format!("evaluating {model_name}"),
+            message: "the evaluation has no window".to_owned(),
+        })?;
+    let window = (last.first_open_ms, last.last_open_ms);
+    let champion = champion_mae(&ctx.registry, &model_name, &data, interval, window).await?;
+    let context = RunContext {
+        symbol,
+        interval,
+        model_name: &model_name,
+        plan,
+        dataset: &dataset,
+        feature_set_hash: &data.feature_set_hash,
+    };
+    record(&ctx.registry, &context, &fitted, champion).await
+}
+
+/// What a run is about.
+pub struct RunContext<'a> {
+    /// Trading pair.
+    pub symbol: &'a Symbol,
+    /// Interval.
+    pub interval: Interval,
+    /// Registered model name.
+    pub model_name: &'a str,
+    /// The plan.
+    pub plan: &'a TrainPlan,
+    /// The rows.
+    pub dataset: &'a Dataset,
+    /// Feature set hash.
+    pub feature_set_hash: &'a str,
+}
+
+/// Logs the run, registers the version and decides the promotion. After the run has started,
+/// any failure marks it FAILED and no version is registered.
+pub async fn record(
+    registry: &ModelRegistry,
+    context: &RunContext<'_>,
+    fitted: &FittedSeries,
+    champion_mae: Option<f64>,
+) -> Result<SeriesReport> {
+    let experiment = registry.experiment(&context.plan.experiment).await?;
+    let run = registry.start_run(&experiment, &run_tags(context)).await?;
+    match log_run(registry, &run, context, fitted).await {
+        Ok(()) => registry.finish_run(&run, RunStatus::Finished).await?,
+        Err(e) => {
+            if let Err(mark) = registry.finish_run(&run, RunStatus::Failed).await {
+                tracing::error!(run = %run, error.message = %mark, "could not mark the run FAILED");
+            }
+            return Err(e);
+        }
+    }
+    let version = registry
+        .register_version(context.model_name, &run, champion::MODEL_DIR)
+        .await?;
+    let new_mae = fitted
+        .evaluation
+        .last_report()
+        .map_or(fitted.evaluation.model.mae, |w| w.model.mae);
+    let promotion = registry
+        .promote(
+            context.model_name,
+            version.version,
+            new_mae,
+            champion_mae,
+            context.plan.force_promote,
+        )
+        .await?;
+    Ok(SeriesReport {
+        run_id: run,
+        model_name: context.model_name.to_owned(),
+        version: version.version,
+        model: fitted.evaluation.model.clone(),
+        baseline: fitted.evaluation.baseline.clone(),
+        skill: fitted.evaluation.skill.unwrap_or(f64::NAN),
+        promotion,
+        rows: context.dataset.rows(),
+    })
+}
+
+fn run_tags(context: &RunContext<'_>) -> Vec<(String, String)> {
+    let data = context.dataset;
+    let range = match (data.open_time_ms().first(), data.open_time_ms().last()) {
+        (Some(&first), Some(&last)) => format!("{}/{}", rfc3339(first), rfc3339(last)),
+        _ => String::new(),
+    };
+    vec![
+        (registry::tags::GIT_REVISION.to_owned(), git_revision()),
+        (
+            registry::tags::RUN_NAME.to_owned(),
+            format!(
+                "{}-{}-{}",
+                context.symbol,
+                context.interval,
+                context.plan.params.kind.as_str()
+            ),
+        ),
+        (registry::tags::DATA_RANGE.to_owned(), range),
+        (
+            registry::tags::FEATURE_SET_HASH.to_owned(),
+            context.feature_set_hash.to_owned(),
+        ),
+        (
+            registry::tags::MODEL_TYPE.to_owned(),
+            context.plan.params.kind.as_str().to_owned(),
+        ),
+        (
+            registry::tags::SERIES.to_owned(),
+            format!("{} {}", context.symbol, context.interval),
+        ),
+    ]
+}
+
+/// The revision the binary was built from: `PRICECAST_GIT_REVISION` at run time, else at build
+/// time (the image sets it), else `unknown`.
+fn git_revision() -> String {
+    std::env::var("PRICECAST_GIT_REVISION")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| option_env!("PRICECAST_GIT_REVISION").map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn rfc3339(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map_or_else(|| ms.to_string(), |t: DateTime<Utc>| t.to_rfc3339())
+}
+
+async fn log_run(
+    registry: &ModelRegistry,
+    run: &RunId,
+    context: &RunContext<'_>,
+    fitted: &FittedSeries,
+) -> Result<()> {
+    let plan = context.plan;
+    let mut params: Vec<(String, String)> = plan
+        .params
+        .relevant()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    params.extend([
+        ("horizon".to_owned(), plan.horizon.to_string()),
+        (
+            "features".to_owned(),
+            context.dataset.feature_names().join(","),
+        ),
+        ("eval_windows".to_owned(), plan.eval_windows.to_string()),
+        (
+            "eval_window_rows".to_owned(),
+            plan.eval_window_rows.to_string(),
+        ),
+        ("rows".to_owned(), context.dataset.rows().to_string()),
+    ]);
+    registry.log_params(run, &params).await?;
+    registry
+        .log_metrics(run, &run_metrics(&fitted.evaluation))
+        .await?;
+    let model = &fitted.model;
+    let example = model.input_example_json(context.dataset, context.dataset.rows() - 1)?;
+    let artifacts: Vec<(&str, Bytes)> = vec![
+        (champion::MODEL_FILE, Bytes::from(model.to_bytes()?)),
+        (champion::MLMODEL_FILE, Bytes::from(model.mlmodel_file())),
+        (
+            champion::FEATURE_SCHEMA_FILE,
+            Bytes::from(model.feature_schema_json()),
+        ),
+        (champion::INPUT_EXAMPLE_FILE, Bytes::from(example)),
+        (
+            champion::METRICS_FILE,
+            Bytes::from(serde_json::to_vec_pretty(&fitted.evaluation).map_err(|e| {
+                Error::Model {
+                    operation: "writing metrics.json".to_owned(),
+                    message: e.to_string(),
+                }
+            })?),
+        ),
+        (
+            champion::CHART_FILE,
+            Bytes::from(model::chart_svg(
+                &fitted.evaluation.last_window,
+                &format!(
+                    "{} {} {}: last window",
+                    context.symbol,
+                    context.interval,
+                    plan.params.kind.as_str()
+                ),
+            )?),
+        ),
+    ];
+    for (path, bytes) in artifacts {
+        registry.log_artifact(run, path, bytes).await?;
+    }
+    Ok(())
+}
+
+/// The run's metrics: pooled model and baseline numbers, skill, the last window's MAE, the
+/// residual quantiles, and each window's MAE as a step of `window_mae`. Undefined values (a
+/// direction accuracy without moves, a skill without baseline error) are left out.
+pub fn run_metrics(evaluation: &Evaluation) -> Vec<Metric> {
+    let m = &evaluation.model;
+    let b = &evaluation.baseline;
+    let mut metrics = vec![
+        Metric::new(metric::MAE, m.mae),
+        Metric::new(metric::RMSE, m.rmse),
+        Metric::new(metric::MAPE, m.mape),
+        Metric::new(metric::BASELINE_MAE, b.mae),
+        Metric::new(metric::BASELINE_RMSE, b.rmse),
+        Metric::new(metric::BASELINE_MAPE, b.mape),
+        Metric::new(metric::RESIDUAL_LOW, evaluation.residual_interval.lower),
+        Metric::new(metric::RESIDUAL_HIGH, evaluation.residual_interval.upper),
+    ];
+    let optional = [
+        (metric::DIRECTION_ACCURACY, m.direction_accuracy),
+        (metric::BASELINE_DIRECTION_ACCURACY, b.direction_accuracy),
+        (metric::SKILL, evaluation.skill),
+        (
+            metric::LAST_WINDOW_MAE,
+            evaluation.last_report().map(|w| w.model.mae),
+        ),
+    ];
+    metrics.extend(
+        optional
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|v| Metric::new(key, v))),
+    );
+    for (step, window) in evaluation.windows.iter().enumerate() {
+        for (key, value) in [
+            ("window_mae", window.model.mae),
+            ("window_baseline_mae", window.baseline.mae),
+        ] {
+            let mut metric = Metric::new(key, value);
+            metric.step = step as i64;
+            metrics.push(metric);
+        }
+    }
+    metrics.retain(|m| m.value.is_finite());
+    metrics
+}
