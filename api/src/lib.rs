@@ -42,6 +42,8 @@ use crate::served_models::ServedModels;
 
 /// How long in-flight requests may finish after shutdown is requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long start-up waits for the registry before serving without models (polls go on).
+const INITIAL_MODEL_LOAD: Duration = Duration::from_secs(5);
 /// Largest request body accepted (only `POST /price/predict` takes one; this bounds abuse).
 const MAX_REQUEST_BODY: u64 = 64 * 1024;
 
@@ -92,8 +94,9 @@ impl RunningServer {
 
 /// Connects to the database read-only, opens the model registry, loads the served series'
 /// champions and starts polling for new ones until `shutdown`: the state [`serve`] needs.
-/// The registry being unreachable at start is not fatal (predictions answer 503 and `/health`
-/// says why until a poll succeeds); a database that cannot be opened is.
+/// The registry being unreachable at start is not fatal: after [`INITIAL_MODEL_LOAD`] the
+/// service starts anyway, predictions answer 503 and `/health` says why until a poll succeeds.
+/// A database that cannot be opened is fatal.
 pub async fn open(
     args: &ApiArgs,
     shutdown: CancellationToken,
@@ -109,13 +112,19 @@ pub async fn open(
         args.registry.clone(),
         args.served_series(),
     ));
-    let swapped = models.refresh().await;
-    tracing::info!(
-        registry = %models.status().location,
-        models = swapped,
-        poll_s = args.model_poll_secs,
-        "models loaded"
-    );
+    match tokio::time::timeout(INITIAL_MODEL_LOAD, models.refresh()).await {
+        Ok(loaded) => tracing::info!(
+            registry = %models.status().location,
+            models = loaded,
+            poll_s = args.model_poll_secs,
+            "models loaded"
+        ),
+        Err(_) => tracing::warn!(
+            registry = %models.status().location,
+            wait_s = INITIAL_MODEL_LOAD.as_secs(),
+            "the model registry did not answer in time; serving without models until a poll succeeds"
+        ),
+    }
     models
         .clone()
         .spawn_polling(args.model_poll_interval(), shutdown);

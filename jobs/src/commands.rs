@@ -1,11 +1,7 @@
 //! The subcommands of `pricecast`.
 
 use chrono::Utc;
-use std::sync::Arc;
 
-use pricecast_api::AppState;
-use pricecast_api::served_models::ServedModels;
-use pricecast_shared::registry::RegistryArgs;
 use pricecast_shared::settings::DatabaseArgs;
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 use pricecast_shared::{Error, Result, runner};
@@ -79,14 +75,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         },
     )
     .await?;
-    let models = Arc::new(ServedModels::new(
-        data.registry.clone(),
-        RegistryArgs::local(),
-        data.series.clone(),
-    ));
-    models.refresh().await;
-    // The replayed history ends in 2025: forecasts from it are never "stale".
-    let state = AppState::new(store).with_models(models);
+    let state = demo::app_state(&data, store).await;
     let server = pricecast_api::start(state, args.addr, cancel)
         .await
         .map_err(|e| Error::config(format!("PRICECAST_API_ADDR: {e}")))?;

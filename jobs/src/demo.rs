@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
+use pricecast_api::AppState;
+use pricecast_api::served_models::ServedModels;
 use pricecast_shared::Result;
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::features::FeatureSpec;
@@ -214,6 +216,19 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         series: symbols.into_iter().map(|s| (s, BUNDLED_INTERVAL)).collect(),
         registry,
     })
+}
+
+/// The API's state over the demo database (opened read-only by the caller), serving the
+/// champions of the local registry. The replayed history ends in 2025, so forecasts from it
+/// are never refused as stale.
+pub async fn app_state(data: &DemoData, store: Store) -> AppState {
+    let models = Arc::new(ServedModels::new(
+        data.registry.clone(),
+        RegistryArgs::local(),
+        data.series.clone(),
+    ));
+    models.refresh().await;
+    AppState::new(store).with_models(models)
 }
 
 fn completed(outcome: RunOutcome, job: &str) -> String {

@@ -50,6 +50,17 @@ pub struct FeaturesArgs {
     /// Once or on a schedule.
     #[command(flatten)]
     pub run: RunArgs,
+    /// The targets written.
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Rebuild every day, whatever the manifest says.
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// The targets a feature frame holds (shared by `pricecast-features` and `pricecast schedule`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TargetArgs {
     /// Comma-separated target horizons in candles: `price_t+h` for each.
     #[arg(
         long,
@@ -60,9 +71,18 @@ pub struct FeaturesArgs {
         value_parser = parse_horizon
     )]
     pub horizons: Vec<u32>,
-    /// Rebuild every day, whatever the manifest says.
-    #[arg(long)]
-    pub full: bool,
+}
+
+impl TargetArgs {
+    /// The feature set written: every feature, with these horizons (sorted, deduplicated).
+    pub fn spec(&self) -> Result<FeatureSpec> {
+        let mut horizons = self.horizons.clone();
+        horizons.sort_unstable();
+        horizons.dedup();
+        let spec = FeatureSpec::all(horizons);
+        spec.validate()?;
+        Ok(spec)
+    }
 }
 
 fn parse_horizon(s: &str) -> std::result::Result<u32, String> {
@@ -90,11 +110,7 @@ pub struct FeaturesPlan {
 impl FeaturesPlan {
     /// The plan the flags describe.
     pub fn from_args(args: &FeaturesArgs) -> Result<Self> {
-        let mut horizons = args.horizons.clone();
-        horizons.sort_unstable();
-        horizons.dedup();
-        let spec = FeatureSpec::all(horizons);
-        spec.validate()?;
+        let spec = args.targets.spec()?;
         Ok(Self {
             symbols: args.series.symbols.clone(),
             intervals: args.series.intervals.clone(),

@@ -1,9 +1,13 @@
-//! `pricecast schedule`: every job on its own cron schedule in one process, for deployments
-//! without Kubernetes. Each job keeps its lock and `job_runs` record, never overlaps itself, and
-//! a failed run is logged and tried again on its next tick without stopping the others.
+//! `pricecast schedule`: every job (collect, export, features, train, sync) on its own cron
+//! schedule in one process, for deployments without Kubernetes. Each job keeps its lock and
+//! `job_runs` record, never overlaps itself, and a failed run is logged and tried again on its
+//! next tick without stopping the others.
+
+use std::sync::Arc;
 
 use pricecast_shared::Result;
 use pricecast_shared::lake::{Lake, LakeArgs};
+use pricecast_shared::registry::{ModelRegistry, RegistryArgs};
 use pricecast_shared::runner::{self, RunOutcome};
 use pricecast_shared::settings::{BinanceArgs, CronSchedule, DatabaseArgs, SeriesArgs};
 use pricecast_shared::store::Store;
@@ -12,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::collect::{self, CollectContext, CollectPlan};
 use crate::export::{self, ExportContext, ExportPlan, ExportRange};
-use crate::sync::{self, SyncContext, SyncMode, SyncPlan};
+use crate::features::{self, FeaturesContext, FeaturesPlan, TargetArgs};
+use crate::sync::{self, ModelRunsSource, SyncContext, SyncMode, SyncPlan, SyncTables};
+use crate::train::{self, TrainContext, TrainOptions, TrainPlan};
 
 /// Flags and variables of `pricecast schedule`: the union of the jobs' settings plus one cron
 /// expression per job.
@@ -27,9 +33,18 @@ pub struct ScheduleArgs {
     /// Binance settings (collect).
     #[command(flatten)]
     pub binance: BinanceArgs,
-    /// Lake settings (export).
+    /// Lake settings (export, features, train).
     #[command(flatten)]
     pub lake: LakeArgs,
+    /// The targets of the feature frames (features).
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// The model registry (train; sync mirrors its runs).
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// What to train and how to evaluate it (train).
+    #[command(flatten)]
+    pub train: TrainOptions,
     /// Warehouse settings (sync; not scheduled when unset).
     #[command(flatten)]
     pub warehouse: WarehouseArgs,
@@ -49,6 +64,22 @@ pub struct ScheduleArgs {
         default_value = "5 * * * *"
     )]
     pub export_cron: CronSchedule,
+    /// When features runs (after the export has written the hour's candles).
+    #[arg(
+        long,
+        env = "FEATURES_CRON",
+        value_name = "FEATURES_CRON",
+        default_value = "10 * * * *"
+    )]
+    pub features_cron: CronSchedule,
+    /// When train runs.
+    #[arg(
+        long,
+        env = "TRAIN_CRON",
+        value_name = "TRAIN_CRON",
+        default_value = "40 2 * * *"
+    )]
+    pub train_cron: CronSchedule,
     /// When sync runs.
     #[arg(
         long,
@@ -68,10 +99,28 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
     let store = crate::connect(&args.database, !args.no_migrate).await?;
     let cancel = runner::shutdown_token();
     let collect = CollectContext::binance(store.clone(), &args.binance, cancel.clone())?;
+    let lake = Lake::open(&args.lake).await?;
+    let registry = Arc::new(ModelRegistry::open(&args.registry, &args.lake).await?);
     let export = ExportContext {
         store: store.clone(),
-        lake: Lake::open(&args.lake).await?,
+        lake: lake.clone(),
         cancel: cancel.clone(),
+    };
+    let features_ctx = FeaturesContext {
+        lake: lake.clone(),
+        cancel: cancel.clone(),
+    };
+    let train_ctx = TrainContext {
+        lake,
+        registry: registry.clone(),
+        cancel: cancel.clone(),
+    };
+    let tables = SyncTables {
+        candles: true,
+        model_runs: Some(ModelRunsSource {
+            registry,
+            experiment: args.registry.mlflow_experiment_name.clone(),
+        }),
     };
     let sync = args.warehouse.config()?.map(|warehouse| SyncContext {
         store: store.clone(),
@@ -79,7 +128,7 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
         lake: None,
         cancel: cancel.clone(),
     });
-    let plans = Plans::new(&args.series);
+    let plans = Plans::new(&args)?;
     let collect_runs = scheduled(collect::JOB, &args.collect_cron, &cancel, &store, {
         let plan = plans.collect.clone();
         move || {
@@ -94,13 +143,27 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
             async move { export::run(&ctx, &plan).await }
         }
     });
+    let features_runs = scheduled(features::JOB, &args.features_cron, &cancel, &store, {
+        let plan = plans.features.clone();
+        move || {
+            let (ctx, plan) = (features_ctx.clone(), plan.clone());
+            async move { features::run(&ctx, &plan).await }
+        }
+    });
+    let train_runs = scheduled(train::JOB, &args.train_cron, &cancel, &store, {
+        let plan = plans.train.clone();
+        move || {
+            let (ctx, plan) = (train_ctx.clone(), plan.clone());
+            async move { train::run(&ctx, &plan).await }
+        }
+    });
     let sync_runs = async {
         match sync {
             Some(ctx) => {
                 let plan = plans.sync.clone();
                 scheduled(sync::JOB, &args.sync_cron, &cancel, &store, move || {
-                    let (ctx, plan) = (ctx.clone(), plan.clone());
-                    async move { sync::run(&ctx, &plan).await }
+                    let (ctx, plan, tables) = (ctx.clone(), plan.clone(), tables.clone());
+                    async move { sync::run_tables(&ctx, &plan, &tables).await }
                 })
                 .await
             }
@@ -110,7 +173,13 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
             }
         }
     };
-    tokio::try_join!(collect_runs, export_runs, sync_runs)?;
+    tokio::try_join!(
+        collect_runs,
+        export_runs,
+        features_runs,
+        train_runs,
+        sync_runs
+    )?;
     Ok(())
 }
 
@@ -119,12 +188,15 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
 struct Plans {
     collect: CollectPlan,
     export: ExportPlan,
+    features: FeaturesPlan,
+    train: TrainPlan,
     sync: SyncPlan,
 }
 
 impl Plans {
-    fn new(series: &SeriesArgs) -> Self {
-        Self {
+    fn new(args: &ScheduleArgs) -> Result<Self> {
+        let series = &args.series;
+        Ok(Self {
             collect: CollectPlan {
                 symbols: series.symbols.clone(),
                 intervals: series.intervals.clone(),
@@ -138,6 +210,13 @@ impl Plans {
                 range: ExportRange::Changed,
                 settle: export::WATERMARK_SETTLE,
             },
+            features: FeaturesPlan {
+                symbols: series.symbols.clone(),
+                intervals: series.intervals.clone(),
+                spec: args.targets.spec()?,
+                full: false,
+            },
+            train: TrainPlan::new(series, &args.registry, &args.train)?,
             sync: SyncPlan {
                 symbols: series.symbols.clone(),
                 intervals: series.intervals.clone(),
@@ -145,7 +224,7 @@ impl Plans {
                 settle: sync::WATERMARK_SETTLE,
                 stop_after_staging: false,
             },
-        }
+        })
     }
 }
 

@@ -107,6 +107,14 @@ pub struct TrainArgs {
     /// The model registry.
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// What to train and how to evaluate it.
+    #[command(flatten)]
+    pub options: TrainOptions,
+}
+
+/// What to train and how to evaluate it (shared by `pricecast-train` and `pricecast schedule`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrainOptions {
     /// Model type and hyperparameters.
     #[command(flatten)]
     pub model: ModelArgs,
@@ -190,21 +198,28 @@ pub struct TrainPlan {
 impl TrainPlan {
     /// The plan the flags describe.
     pub fn from_args(args: &TrainArgs) -> Result<Self> {
+        Self::new(&args.series, &args.registry, &args.options)
+    }
+
+    /// The plan for these series, registry and options.
+    pub fn new(
+        series: &SeriesArgs,
+        registry: &RegistryArgs,
+        options: &TrainOptions,
+    ) -> Result<Self> {
+        let params = options.model.params();
+        params.validate()?;
         Ok(Self {
-            symbols: args.series.symbols.clone(),
-            intervals: args.series.intervals.clone(),
-            params: {
-                let params = args.model.params();
-                params.validate()?;
-                params
-            },
-            horizon: args.horizon,
-            features: args.model_features.clone(),
-            eval_windows: args.eval_windows,
-            eval_window_rows: args.eval_window_rows,
-            experiment: args.registry.mlflow_experiment_name.clone(),
-            model_name: args.registry.clone(),
-            force_promote: args.force_promote,
+            symbols: series.symbols.clone(),
+            intervals: series.intervals.clone(),
+            params,
+            horizon: options.horizon,
+            features: options.model_features.clone(),
+            eval_windows: options.eval_windows,
+            eval_window_rows: options.eval_window_rows,
+            experiment: registry.mlflow_experiment_name.clone(),
+            model_name: registry.clone(),
+            force_promote: options.force_promote,
         })
     }
 }

@@ -18,8 +18,8 @@ use crate::params;
 
 /// Window when `hours` is absent.
 const DEFAULT_HOURS: i64 = 48;
-/// Longest window drawn, in hours (90 days).
-const MAX_HOURS: i64 = 2_160;
+/// Longest window, in hours (ten years, as `/price/history`); at most [`MAX_POINTS`] closes are drawn.
+const MAX_HOURS: i64 = 87_600;
 /// Most closes drawn: a line wider than the picture adds nothing.
 const MAX_POINTS: i64 = 2_000;
 /// Picture size in pixels.
@@ -33,7 +33,7 @@ pub struct ChartQuery {
     symbol: Option<String>,
     /// Kline interval (default: the finest interval stored for the symbol).
     interval: Option<String>,
-    /// Hours of closes before the newest candle, 1 to 2160 (default 48).
+    /// Hours of closes before the newest candle, 1 to 87600 (default 48).
     #[salvo(parameter(value_type = Option<i64>))]
     hours: Option<String>,
 }

@@ -232,6 +232,19 @@ fn forecast(
     })
 }
 
+/// The newest candle's feature row, computed by the shared feature pipeline on a blocking
+/// thread (polars must not run on the runtime's workers).
+async fn newest_row(
+    candles: Vec<Candle>,
+    interval: Interval,
+    spec: FeatureSpec,
+) -> Result<Option<FeatureRow>, ApiError> {
+    tokio::task::spawn_blocking(move || features::latest_row(&candles, interval, &spec))
+        .await
+        .map_err(|e| ApiError::Internal(format!("computing the feature row: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
 /// The features the champion takes, without targets.
 fn serving_spec(champion: &RegisteredModel) -> FeatureSpec {
     FeatureSpec {
@@ -295,8 +308,8 @@ pub(crate) async fn live_forecast(
     };
     check_fresh(state, newest, interval)?;
     candles.reverse();
-    let row = features::latest_row(&candles, interval, &spec)
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+    let row = newest_row(candles, interval, spec)
+        .await?
         .ok_or_else(|| {
             ApiError::Unavailable(format!(
                 "the newest {symbol} {interval} candles cannot make a feature row: the champion needs {needed} consecutive candles and the newest ones have a gap or there are fewer; collect more (pricecast-collect --repair)"
@@ -354,7 +367,7 @@ pub async fn predict_what_if(
     let champion = champion_of(state, &symbol, interval)?;
     let row = match (body.features, body.prices) {
         (Some(features), None) => row_from_features(&champion, &features)?,
-        (None, Some(prices)) => row_from_prices(&champion, &symbol, interval, &prices)?,
+        (None, Some(prices)) => row_from_prices(&champion, &symbol, interval, &prices).await?,
         (Some(_), Some(_)) => {
             return Err(ApiError::BadRequest(
                 "send either features or prices, not both".to_owned(),
@@ -429,7 +442,7 @@ fn row_from_features(
     })
 }
 
-fn row_from_prices(
+async fn row_from_prices(
     champion: &RegisteredModel,
     symbol: &Symbol,
     interval: Interval,
@@ -480,8 +493,8 @@ fn row_from_prices(
             source: POSTED_SOURCE.to_owned(),
         });
     }
-    features::latest_row(&candles, interval, &spec)
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+    newest_row(candles, interval, spec)
+        .await?
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "prices: the champion takes {}, which a price series alone cannot give; send features by name",

@@ -13,6 +13,7 @@
 //! target/release/pricecast-bench sync-synthetic --candles 1000000
 //! target/release/pricecast-bench linear-fit --rows 500000 --features 20
 //! target/release/pricecast-bench features-frame --candles 1000000
+//! target/release/pricecast-bench predict --seconds 15 --connections 64
 //! ```
 //!
 //! The lake scenarios use the Python virtualenv tests/run.sh creates (moto for the S3 server,
@@ -29,10 +30,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+use pricecast_jobs::export::{self, ExportContext, ExportPlan, ExportRange};
+use pricecast_jobs::features::{self, FeaturesContext, FeaturesPlan};
+use pricecast_jobs::train::{self, FeatureSelection, TrainContext, TrainPlan};
+use pricecast_shared::champion::RegisteredModel;
 use pricecast_shared::domain::Interval;
+use pricecast_shared::features::{FeatureSpec, latest_row};
+use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
 use pricecast_shared::model::{Dataset, ModelParams, TrainedModel, walk_forward};
+use pricecast_shared::registry::{CHAMPION, LocalRegistry, ModelRegistry, RegistryArgs};
+use pricecast_shared::store::CandleQuery;
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::{FakeBinance, synthetic_series};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(name = "pricecast-bench", about = "Pricecast benchmarks")]
@@ -117,6 +129,18 @@ enum Scenario {
         #[arg(long, env = "PRICECAST_TEST_PYTHON")]
         python: Option<PathBuf>,
     },
+    /// Train a champion on the bundled BTCUSDT history (local registry), then load the release
+    /// `pricecast-api`'s `/price/predict` with wrk, cache on and off, and once more while a new
+    /// version is promoted; and time the seed app's way (a registry lookup and a model load per
+    /// request) in this process as the anchor.
+    Predict {
+        /// Seconds of load per run.
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+    },
     /// Load the release `pricecast-api` with wrk, with its response cache on (the default) and off.
     Api {
         /// Seconds of load per endpoint.
@@ -153,6 +177,10 @@ async fn main() -> Result<()> {
             python,
         } => linear_fit(rows, features, windows, window_rows, python),
         Scenario::FeaturesFrame { candles, python } => features_frame(candles, python),
+        Scenario::Predict {
+            seconds,
+            connections,
+        } => predict(seconds, connections).await,
     }
 }
 
@@ -985,4 +1013,224 @@ fn features_frame(candles: usize, python: Option<PathBuf>) -> Result<()> {
         candles as f64 / pandas_all
     );
     Ok(())
+}
+
+/// The bundled BTCUSDT history exported, turned into features and trained on, in a lake folder
+/// with the local registry.
+struct TrainedLake {
+    db: TestDb,
+    dir: tempfile::TempDir,
+    lake: Lake,
+    registry: Arc<ModelRegistry>,
+}
+
+const PREDICT_SERIES: &str = "BTCUSDT";
+
+fn predict_train_plan(force: bool) -> Result<TrainPlan> {
+    Ok(TrainPlan {
+        symbols: vec![PREDICT_SERIES.parse()?],
+        intervals: vec![Interval::H1],
+        params: ModelParams::default(),
+        horizon: 1,
+        features: FeatureSelection::Price,
+        eval_windows: 4,
+        eval_window_rows: 168,
+        experiment: RegistryArgs::local().mlflow_experiment_name,
+        model_name: RegistryArgs::local(),
+        force_promote: force,
+    })
+}
+
+async fn trained_lake() -> Result<TrainedLake> {
+    let db = TestDb::postgres().await;
+    db.load_bundled(PREDICT_SERIES, 26_279).await;
+    let dir = tempfile::tempdir()?;
+    let lake = Lake::open(&LakeArgs::for_url(LakeUrl::Local(dir.path().to_path_buf()))).await?;
+    let cancel = CancellationToken::new();
+    let symbols = vec![PREDICT_SERIES.parse()?];
+    export::run(
+        &ExportContext {
+            store: db.store.clone(),
+            lake: lake.clone(),
+            cancel: cancel.clone(),
+        },
+        &ExportPlan {
+            symbols: symbols.clone(),
+            intervals: vec![Interval::H1],
+            range: ExportRange::Full,
+            settle: export::WATERMARK_SETTLE,
+        },
+    )
+    .await?;
+    features::run(
+        &FeaturesContext {
+            lake: lake.clone(),
+            cancel: cancel.clone(),
+        },
+        &FeaturesPlan {
+            symbols,
+            intervals: vec![Interval::H1],
+            spec: FeatureSpec::default(),
+            full: false,
+        },
+    )
+    .await?;
+    let registry = Arc::new(ModelRegistry::Local(LocalRegistry::new(lake.clone())));
+    train::run(
+        &TrainContext {
+            lake: lake.clone(),
+            registry: registry.clone(),
+            cancel,
+        },
+        &predict_train_plan(false)?,
+    )
+    .await?;
+    Ok(TrainedLake {
+        db,
+        dir,
+        lake,
+        registry,
+    })
+}
+
+/// The seed app's way, per request: find the model in the registry, load it, read the newest
+/// candles, build the features and predict. Returns requests/s on one core.
+async fn seed_style_predictions(trained: &TrainedLake, requests: usize) -> Result<f64> {
+    let symbol = PREDICT_SERIES.parse()?;
+    let name = RegistryArgs::local().model_name_for(&symbol, Interval::H1);
+    let started = Instant::now();
+    for _ in 0..requests {
+        let champion = RegisteredModel::load(&trained.registry, &name, CHAMPION)
+            .await?
+            .context("no champion")?;
+        let spec = FeatureSpec {
+            horizons: Vec::new(),
+            features: champion.model.feature_names.clone(),
+        };
+        let mut candles = trained
+            .db
+            .store
+            .candles(&CandleQuery {
+                symbol: symbol.clone(),
+                interval: Interval::H1,
+                from: None,
+                to: None,
+                limit: spec.history() as i64 + 1,
+                offset: 0,
+                newest_first: true,
+            })
+            .await?;
+        candles.reverse();
+        let row = latest_row(&candles, Interval::H1, &spec)?.context("no feature row")?;
+        champion.model.predict_close(&row.values, row.close)?;
+    }
+    Ok(requests as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn predict(seconds: u64, connections: u32) -> Result<()> {
+    let trained = trained_lake().await?;
+    let anchor = seed_style_predictions(&trained, 200).await?;
+    println!(
+        "seed app's way (registry lookup + model load + features + predict per request, local registry on a folder, one core): {anchor:.0} requests/s"
+    );
+    println!("| endpoint | response cache | connections | requests/s | p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    let path = format!("/price/predict?symbol={PREDICT_SERIES}&interval=1h");
+    for cache_ttl_ms in ["1000", "0"] {
+        let server = PredictServer::start(&trained, cache_ttl_ms).await?;
+        let cache = if cache_ttl_ms == "0" {
+            "off".to_owned()
+        } else {
+            format!("{cache_ttl_ms} ms")
+        };
+        let url = format!("{}{path}", server.base);
+        let result = tokio::task::spawn_blocking(move || {
+            wrk(&url, "/price/predict", &cache, seconds, connections)
+        })
+        .await?;
+        result?;
+    }
+    // A new champion while under load: wrk fails the run on any non-2xx answer.
+    let server = PredictServer::start(&trained, "0").await?;
+    let before = server.version(&path).await?;
+    let url = format!("{}{path}", server.base);
+    let load = tokio::task::spawn_blocking(move || {
+        wrk(
+            &url,
+            "/price/predict (new champion mid-run)",
+            "off",
+            seconds,
+            connections,
+        )
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    train::run(
+        &TrainContext {
+            lake: trained.lake.clone(),
+            registry: trained.registry.clone(),
+            cancel: CancellationToken::new(),
+        },
+        &predict_train_plan(true)?,
+    )
+    .await?;
+    load.await??;
+    let after = server.version(&path).await?;
+    println!("champion swapped under load: version {before} → {after}, no failed request");
+    if after == before {
+        bail!("the API did not pick up the new champion (still version {before})");
+    }
+    Ok(())
+}
+
+/// A release `pricecast-api` over a trained lake, killed when dropped.
+struct PredictServer {
+    base: String,
+    child: std::process::Child,
+}
+
+impl Drop for PredictServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl PredictServer {
+    async fn start(trained: &TrainedLake, cache_ttl_ms: &str) -> Result<Self> {
+        let port = free_port()?;
+        let child = Command::new(sibling("pricecast-api")?)
+            .env("DATABASE_URL", &trained.db.url)
+            .env("PRICECAST_API_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATABASE_MAX_CONNECTIONS", "16")
+            .env("PRICECAST_API_CACHE_TTL_MS", cache_ttl_ms)
+            .env(
+                "LAKE_URL",
+                format!("file://{}", trained.dir.path().display()),
+            )
+            .env("PRICECAST_SYMBOLS", PREDICT_SERIES)
+            .env("PRICECAST_INTERVALS", "1h")
+            .env("PRICECAST_API_MAX_STALE_CANDLES", "0")
+            .env("PRICECAST_MODEL_POLL_SECS", "1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting pricecast-api")?;
+        let server = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        wait_ready(&format!("{}/health", server.base)).await?;
+        Ok(server)
+    }
+
+    async fn version(&self, path: &str) -> Result<u64> {
+        let body: serde_json::Value = reqwest::get(format!("{}{path}", self.base))
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        body["model"]["version"]
+            .as_u64()
+            .with_context(|| format!("no model version in {body}"))
+    }
 }

@@ -229,23 +229,25 @@ async fn schedule_runs_every_job_and_a_failing_one_does_not_stop_the_others() {
         .env("LAKE_URL", format!("file://{}", lake.path().display()))
         .env("COLLECT_CRON", "* * * * * *")
         .env("EXPORT_CRON", "* * * * * *")
+        // No candles reach the lake, so every features run fails too, next to the exports.
+        .env("FEATURES_CRON", "* * * * * *")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start pricecast schedule");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (failed_collects, exports) = loop {
+    let (failed_collects, exports, failed_features) = loop {
         let runs = db.store.job_runs(None, 100).await.expect("runs");
-        let failed = runs
-            .iter()
-            .filter(|r| r.job == "collect" && r.status == JobStatus::Failed)
-            .count();
-        let exported = runs
-            .iter()
-            .filter(|r| r.job == "export" && r.status == JobStatus::Succeeded)
-            .count();
-        if (failed >= 2 && exported >= 2) || Instant::now() > deadline {
-            break (failed, exported);
+        let count = |job: &str, status: JobStatus| {
+            runs.iter()
+                .filter(|r| r.job == job && r.status == status)
+                .count()
+        };
+        let failed = count("collect", JobStatus::Failed);
+        let exported = count("export", JobStatus::Succeeded);
+        let features = count("features", JobStatus::Failed);
+        if (failed >= 2 && exported >= 2 && features >= 2) || Instant::now() > deadline {
+            break (failed, exported, features);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -265,6 +267,10 @@ async fn schedule_runs_every_job_and_a_failing_one_does_not_stop_the_others() {
         "collect failed {failed_collects} times: {stdout}"
     );
     assert!(exports >= 2, "export succeeded {exports} times: {stdout}");
+    assert!(
+        failed_features >= 2,
+        "features failed {failed_features} times: {stdout}"
+    );
     assert_eq!(
         output.status.code(),
         Some(0),

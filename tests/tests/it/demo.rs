@@ -2,7 +2,6 @@
 //! example the demo prints.
 
 use chrono::Utc;
-use pricecast_api::AppState;
 use pricecast_jobs::demo;
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
@@ -49,6 +48,19 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
         assert_eq!(files, partitions.len(), "{symbol}: one file per listed day");
     }
 
+    assert!(
+        data.features_detail
+            .contains("BTCUSDT 1h: 1096 feature partitions"),
+        "{}",
+        data.features_detail
+    );
+    assert!(
+        data.train_detail
+            .contains("pricecast-BTCUSDT-1h v1 (first_champion)"),
+        "{}",
+        data.train_detail
+    );
+
     let again = demo::load(dir.path(), CancellationToken::new())
         .await
         .expect("second demo load");
@@ -71,7 +83,7 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
     .expect("read-only store");
     let shutdown = CancellationToken::new();
     let server = pricecast_api::start(
-        AppState::new(store),
+        demo::app_state(&data, store).await,
         "127.0.0.1:0".parse().expect("addr"),
         shutdown.clone(),
     )
@@ -82,12 +94,39 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
     let examples = demo::examples(&base, &data, Utc::now());
     let mut checked = 0;
     for example in &examples {
-        let Some(url) = example.strip_prefix("curl ") else {
+        let (request, url) = if let Some(post) = example.strip_prefix("curl -X POST ") {
+            let url = post.split_whitespace().next().expect("POST url");
+            let body = post
+                .split_once("-d '")
+                .and_then(|(_, body)| body.strip_suffix('\''))
+                .expect("POST body");
+            let request = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+            (request, url)
+        } else if let Some(rest) = example
+            .strip_prefix("curl ")
+            .or_else(|| example.strip_prefix("open "))
+        {
+            let url = rest
+                .split("   #")
+                .next()
+                .expect("url")
+                .trim()
+                .trim_matches('\'');
+            (client.get(url), url)
+        } else {
             continue;
         };
-        let url = url.trim().trim_matches('\'');
-        let response = client.get(url).send().await.expect("request");
+        let response = request.send().await.expect("request");
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let body = response.text().await.expect("body");
         assert!(status.is_success(), "{example} answered {status}: {body}");
         if url.contains("/price/history") || url.contains("/price/candles") {
@@ -96,9 +135,23 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
                 "{example} returned no rows: {body}"
             );
         }
+        if url.contains("/price/predict") {
+            let forecast: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            assert!(
+                forecast["predicted_price"]
+                    .as_f64()
+                    .is_some_and(f64::is_finite),
+                "{body}"
+            );
+            assert_eq!(forecast["model"]["alias"], "champion", "{body}");
+        }
+        if url.contains("/price/chart.svg") {
+            assert!(content_type.starts_with("image/svg+xml"), "{content_type}");
+            assert!(body.contains("<svg") && body.contains("forecast"), "{body}");
+        }
         checked += 1;
     }
-    assert!(checked >= 7, "only {checked} examples were checked");
+    assert!(checked >= 12, "only {checked} examples were checked");
     shutdown.cancel();
     server.wait().await.expect("server stops");
 }
