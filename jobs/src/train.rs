@@ -426,6 +426,12 @@ pub async fn fit_and_evaluate(
 /// The current champion's MAE on the most recent evaluation window (open times `window`),
 /// `None` when there is no champion, or when it cannot be scored on this frame (a feature the
 /// frame lacks, another horizon); the reason is logged.
+///
+/// The new model's MAE there is out of sample, so the champion's must be too: a champion fitted
+/// before the window is scored as it is; one fitted on rows of the window (retrained on the
+/// same or newer data) would be scored in sample, so its type, parameters and features are
+/// fitted again on the rows known before the window, exactly as the walk-forward evaluation
+/// fits the new model, and that fit is scored.
 pub async fn champion_mae(
     registry: &ModelRegistry,
     model_name: &str,
@@ -458,7 +464,13 @@ pub async fn champion_mae(
             let times = rows.open_time_ms();
             let rows_in =
                 times.partition_point(|&t| t < window.0)..times.partition_point(|&t| t <= window.1);
-            model::evaluate(&model, &rows, rows_in)
+            if model.trained_on.last_open_ms < window.0 {
+                return model::evaluate(&model, &rows, rows_in);
+            }
+            let known_after = (i64::from(model.horizon) + 1) * rows.interval_ms() - 1;
+            let known = times.partition_point(|&t| t + known_after <= window.0);
+            let refitted = TrainedModel::fit(&model.params, &rows, 0..known)?;
+            model::evaluate(&refitted, &rows, rows_in)
         },
     )
     .await;

@@ -9,3 +9,4 @@ mod export;
 mod features;
 mod registry;
 mod sync;
+mod train;

@@ -1,0 +1,813 @@
+//! Train job tests on real BTCUSDT history: candles exported to a lake (the real S3 server or a
+//! folder), feature frames built by the features job, models trained, evaluated and registered
+//! in both real MLflow servers (read back by MLflow's own Python client) and in the local
+//! registry; the promotion gate, reproducibility and the binary's failures.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use pricecast_jobs::export::{self, ExportContext, ExportPlan, ExportRange};
+use pricecast_jobs::features::{self, FeaturesContext, FeaturesPlan};
+use pricecast_jobs::train::{
+    self, FeatureSelection, SeriesReport, TrainContext, TrainPlan, TrainingData,
+};
+use pricecast_shared::champion::{self, RegisteredModel};
+use pricecast_shared::domain::{Candle, Interval, Symbol};
+use pricecast_shared::features::{FeatureSpec, PRICE_FEATURE_NAMES};
+use pricecast_shared::lake::{Lake, LakeArgs};
+use pricecast_shared::model::{ModelKind, ModelParams, TrainedModel, walk_forward_rows_needed};
+use pricecast_shared::registry::promotion::{TAG_CHAMPION_MAE, TAG_DECISION, TAG_NEW_MAE};
+use pricecast_shared::registry::{
+    CHALLENGER, CHAMPION, Decision, MlflowRegistry, ModelRegistry, RegistryArgs, RunSearch,
+    RunStatus, tags,
+};
+use pricecast_shared::replay::bundled_candles;
+use pricecast_shared::store::{JobStatus, Store};
+use pricecast_tests::db::TestDb;
+use pricecast_tests::lake::TestS3;
+use rust_decimal::prelude::ToPrimitive;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::binaries::binary;
+
+/// Evaluation windows and rows per window of every test: the job's defaults.
+const WINDOWS: usize = train::DEFAULT_EVAL_WINDOWS;
+const WINDOW_ROWS: usize = train::DEFAULT_EVAL_WINDOW_ROWS;
+
+/// Every artifact a training run logs.
+const ARTIFACTS: [&str; 6] = [
+    champion::CHART_FILE,
+    champion::METRICS_FILE,
+    champion::MLMODEL_FILE,
+    champion::FEATURE_SCHEMA_FILE,
+    champion::INPUT_EXAMPLE_FILE,
+    champion::MODEL_FILE,
+];
+
+fn btc() -> Symbol {
+    "BTCUSDT".parse().expect("symbol")
+}
+
+fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
+        .single()
+        .expect("time")
+}
+
+fn required(variable: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| {
+        panic!("{variable} is not set: the train tests need the services tests/run.sh starts; run tests/run.sh")
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:012x}", rand::random::<u64>() >> 16)
+}
+
+/// Three months of real BTCUSDT 1h candles without an exchange gap.
+fn three_months() -> (DateTime<Utc>, DateTime<Utc>) {
+    (day(2024, 1, 1), day(2024, 4, 1))
+}
+
+/// A lake holding the features of real BTCUSDT 1h candles opening in `[from, to)`, exported
+/// from a database by the export job and built by the features job (every feature, horizon 1).
+struct FeatureLake {
+    db: TestDb,
+    lake: Lake,
+    lake_args: LakeArgs,
+    candles: Vec<Candle>,
+}
+
+impl FeatureLake {
+    async fn build(lake_args: LakeArgs, (from, to): (DateTime<Utc>, DateTime<Utc>)) -> Self {
+        let db = TestDb::sqlite().await;
+        let candles: Vec<Candle> = bundled_candles(&btc())
+            .expect("bundled")
+            .into_iter()
+            .filter(|c| c.interval == Interval::H1 && c.open_time >= from && c.open_time < to)
+            .collect();
+        for chunk in candles.chunks(1000) {
+            db.store.upsert_candles(chunk).await.expect("load candles");
+        }
+        let lake = Lake::open(&lake_args).await.expect("open the lake");
+        export_and_build(&db.store, &lake).await;
+        Self {
+            db,
+            lake,
+            lake_args,
+            candles,
+        }
+    }
+
+    async fn on_s3(s3: &TestS3, range: (DateTime<Utc>, DateTime<Utc>)) -> Self {
+        Self::build(s3.args(), range).await
+    }
+
+    async fn in_folder(folder: &Path, range: (DateTime<Utc>, DateTime<Utc>)) -> Self {
+        let url = format!("file://{}", folder.display());
+        Self::build(LakeArgs::for_url(url.parse().expect("lake URL")), range).await
+    }
+
+    /// The training rows the job builds with `selection`.
+    async fn training_data(&self, selection: &FeatureSelection) -> TrainingData {
+        train::read_training_data(&self.lake, &btc(), Interval::H1, selection, 1)
+            .await
+            .expect("training data")
+    }
+
+    fn context(&self, registry: ModelRegistry) -> TrainContext {
+        TrainContext {
+            lake: self.lake.clone(),
+            registry: Arc::new(registry),
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+async fn export_and_build(store: &Store, lake: &Lake) {
+    let export_plan = ExportPlan {
+        symbols: vec![btc()],
+        intervals: vec![Interval::H1],
+        range: ExportRange::Changed,
+        settle: chrono::Duration::zero(),
+    };
+    let export_ctx = ExportContext {
+        store: store.clone(),
+        lake: lake.clone(),
+        cancel: CancellationToken::new(),
+    };
+    export::run(&export_ctx, &export_plan)
+        .await
+        .expect("export");
+    let features_plan = FeaturesPlan {
+        symbols: vec![btc()],
+        intervals: vec![Interval::H1],
+        spec: FeatureSpec::all(vec![1]),
+        full: false,
+    };
+    let features_ctx = FeaturesContext {
+        lake: lake.clone(),
+        cancel: CancellationToken::new(),
+    };
+    features::run(&features_ctx, &features_plan)
+        .await
+        .expect("features");
+}
+
+/// A plan for BTCUSDT 1h with the job's defaults, logging to `experiment` and registering as
+/// `model` (a name pattern without placeholders: one model per test).
+fn train_plan(experiment: &str, model: &str) -> TrainPlan {
+    let mut registry = RegistryArgs::local();
+    registry.model_name = model.to_owned();
+    TrainPlan {
+        symbols: vec![btc()],
+        intervals: vec![Interval::H1],
+        params: ModelParams::default(),
+        horizon: 1,
+        features: FeatureSelection::Price,
+        eval_windows: WINDOWS,
+        eval_window_rows: WINDOW_ROWS,
+        experiment: experiment.to_owned(),
+        model_name: registry,
+        force_promote: false,
+    }
+}
+
+async fn train_btc(ctx: &TrainContext, plan: &TrainPlan) -> SeriesReport {
+    train::train_series(ctx, plan, &btc(), Interval::H1)
+        .await
+        .expect("train")
+}
+
+/// A client of the MLflow server named by `variable`; S3 artifacts go through `lake`'s settings.
+fn mlflow(variable: &str, lake: LakeArgs) -> ModelRegistry {
+    let args = RegistryArgs::mlflow(required(variable).parse().expect("MLflow URI"));
+    ModelRegistry::Mlflow(Box::new(
+        MlflowRegistry::new(&args, lake).expect("MLflow client"),
+    ))
+}
+
+/// What `tests/python/mlflow_check.py` is asked.
+#[derive(Default)]
+struct Check<'a> {
+    run: Option<&'a str>,
+    model: Option<&'a str>,
+    files: &'a [&'a str],
+    download_to: Option<&'a Path>,
+    experiment: Option<&'a str>,
+}
+
+/// Reads runs, versions and aliases back with MLflow's own Python client.
+fn mlflow_check(uri: &str, s3: &TestS3, check: &Check<'_>) -> Value {
+    let python = required("PRICECAST_TEST_MLFLOW_PYTHON");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/mlflow_check.py");
+    let mut command = Command::new(&python);
+    command
+        .arg(&script)
+        .arg(uri)
+        .arg(check.run.unwrap_or("-"))
+        .env("MLFLOW_S3_ENDPOINT_URL", &s3.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key)
+        .env("AWS_DEFAULT_REGION", "us-east-1");
+    if let Some(model) = check.model {
+        command.args(["--model", model, "--alias", CHAMPION, "--alias", CHALLENGER]);
+    }
+    for file in check.files {
+        command.args(["--file", file]);
+    }
+    if let Some(dir) = check.download_to {
+        command.arg("--download-to").arg(dir);
+    }
+    if let Some(experiment) = check.experiment {
+        command.args(["--experiment", experiment]);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}; run tests/run.sh"));
+    assert!(
+        output.status.success(),
+        "mlflow_check.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("mlflow_check.py prints JSON")
+}
+
+fn rfc3339(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .expect("time")
+        .to_rfc3339()
+}
+
+/// Trains on the MLflow server named by `variable` and checks everything the run, the version
+/// and the aliases hold with MLflow's client; the model file it downloads predicts exactly what
+/// the job's model predicts.
+async fn train_and_read_back_with_mlflow(variable: &str, artifact_scheme: &str) {
+    let s3 = TestS3::new();
+    let data = FeatureLake::on_s3(&s3, three_months()).await;
+    let uri = required(variable);
+    let ctx = data.context(mlflow(variable, s3.args()));
+    let experiment = unique("bitcoin_prediction_s3");
+    let model_name = unique("pricecast-BTCUSDT-1h");
+    let plan = train_plan(&experiment, &model_name);
+    let report = train_btc(&ctx, &plan).await;
+    assert_eq!(report.version, 1);
+    assert_eq!(report.promotion.decision, Decision::FirstChampion);
+    let training = data.training_data(&FeatureSelection::Price).await;
+    let rows = training.dataset.rows();
+    assert_eq!(report.rows, rows);
+    assert_eq!(
+        rows,
+        data.candles.len() - 49 - 1,
+        "49 candles of history, one without target"
+    );
+
+    let downloads = tempfile::tempdir().expect("tempdir");
+    let read = mlflow_check(
+        &uri,
+        &s3,
+        &Check {
+            run: Some(&report.run_id.0),
+            model: Some(&model_name),
+            files: &ARTIFACTS,
+            download_to: Some(downloads.path()),
+            experiment: Some(&experiment),
+        },
+    );
+    let run = &read["run"];
+    assert_eq!(run["status"], "FINISHED", "{run}");
+    assert_eq!(run["experiment"], experiment.as_str());
+    assert!(
+        run["artifact_uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(artifact_scheme)),
+        "{run}"
+    );
+    let params = &run["params"];
+    assert_eq!(params["model_type"], "linear");
+    assert_eq!(params["horizon"], "1");
+    assert_eq!(params["features"], PRICE_FEATURE_NAMES.join(","));
+    assert_eq!(params["eval_windows"], WINDOWS.to_string());
+    assert_eq!(params["eval_window_rows"], WINDOW_ROWS.to_string());
+    assert_eq!(params["rows"], rows.to_string());
+    let metrics = &run["metrics"];
+    assert_eq!(metrics["mae"].as_f64(), Some(report.model.mae));
+    assert_eq!(metrics["rmse"].as_f64(), Some(report.model.rmse));
+    assert_eq!(metrics["baseline_mae"].as_f64(), Some(report.baseline.mae));
+    assert_eq!(metrics["skill"].as_f64(), Some(report.skill));
+    assert_eq!(
+        metrics["last_window_mae"].as_f64(),
+        Some(report.promotion.new_mae)
+    );
+    for key in [
+        "mape",
+        "baseline_rmse",
+        "baseline_mape",
+        "direction_accuracy",
+        "residual_q05",
+        "residual_q95",
+        "window_mae",
+        "window_baseline_mae",
+    ] {
+        assert!(metrics[key].is_f64(), "{key}: {metrics}");
+    }
+    let run_tags = &run["tags"];
+    assert!(
+        run_tags[tags::GIT_REVISION]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{run_tags}"
+    );
+    let times = training.dataset.open_time_ms();
+    assert_eq!(
+        run_tags[tags::DATA_RANGE],
+        format!("{}/{}", rfc3339(times[0]), rfc3339(times[rows - 1]))
+    );
+    assert_eq!(
+        run_tags[tags::FEATURE_SET_HASH],
+        FeatureSpec::all(vec![1]).hash()
+    );
+    assert_eq!(run_tags[tags::MODEL_TYPE], "linear");
+    assert_eq!(run_tags[tags::SERIES], "BTCUSDT 1h");
+    let mut expected: Vec<&str> = ARTIFACTS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(read["artifacts"], serde_json::json!(expected));
+
+    let versions = read["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert_eq!(versions[0]["version"], 1);
+    assert_eq!(versions[0]["run_id"], report.run_id.0.as_str());
+    assert_eq!(versions[0]["tags"][TAG_DECISION], "first_champion");
+    assert_eq!(read["aliases"][CHAMPION], 1);
+    assert_eq!(read["aliases"][CHALLENGER], 1);
+    assert_eq!(
+        read["experiment_runs"],
+        serde_json::json!([{"run_id": report.run_id.0, "status": "FINISHED"}])
+    );
+
+    // The file MLflow's client downloads is the model: it loads and predicts exactly as the
+    // model fitted here on the same rows, and as the champion the API would load.
+    let bytes = std::fs::read(downloads.path().join(champion::MODEL_FILE)).expect("model file");
+    let downloaded = TrainedModel::from_bytes(&bytes).expect("the downloaded model loads");
+    let fitted = train::fit_and_evaluate(
+        Arc::new(training.dataset.clone()),
+        plan.params.clone(),
+        WINDOWS,
+        WINDOW_ROWS,
+    )
+    .await
+    .expect("fit");
+    assert_eq!(fitted.evaluation.model, report.model);
+    let all = 0..rows;
+    let expected = fitted
+        .model
+        .predict(&training.dataset, all.clone())
+        .expect("predict");
+    assert!(expected.iter().all(|p| p.is_finite()));
+    assert!(
+        downloaded
+            .predict(&training.dataset, all.clone())
+            .expect("predict")
+            == expected
+    );
+    assert_eq!(bytes, fitted.model.to_bytes().expect("bytes"));
+    let served = RegisteredModel::load(&ctx.registry, &model_name, CHAMPION)
+        .await
+        .expect("load")
+        .expect("champion");
+    assert!(
+        served
+            .model
+            .predict(&training.dataset, all)
+            .expect("predict")
+            == expected
+    );
+    let example: Value = serde_json::from_slice(
+        &std::fs::read(downloads.path().join(champion::INPUT_EXAMPLE_FILE)).expect("example"),
+    )
+    .expect("input example JSON");
+    assert!(
+        example.to_string().contains("log_ret_1"),
+        "the input example names the features: {example}"
+    );
+    let mlmodel =
+        std::fs::read_to_string(downloads.path().join(champion::MLMODEL_FILE)).expect("MLmodel");
+    assert!(mlmodel.contains("signature"), "{mlmodel}");
+    let svg = std::fs::read_to_string(downloads.path().join(champion::CHART_FILE)).expect("chart");
+    assert!(
+        svg.starts_with("<svg") || svg.starts_with("<?xml"),
+        "{svg:.80}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn features_to_train_to_mlflow_with_artifact_proxy_read_back_by_mlflow() {
+    train_and_read_back_with_mlflow("PRICECAST_TEST_MLFLOW_URI", "mlflow-artifacts:").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn features_to_train_to_mlflow_with_s3_artifacts_read_back_by_mlflow() {
+    train_and_read_back_with_mlflow("PRICECAST_TEST_MLFLOW_S3_URI", "s3://").await;
+}
+
+async fn alias(registry: &ModelRegistry, model: &str, name: &str) -> Option<u64> {
+    registry
+        .get_alias(model, name)
+        .await
+        .expect("alias")
+        .map(|v| v.version)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_registry_keeps_an_equal_model_as_challenger_and_promotes_a_better_one() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let data = FeatureLake::in_folder(folder.path(), three_months()).await;
+    let registry = ModelRegistry::open(&RegistryArgs::local(), &data.lake_args)
+        .await
+        .expect("local registry");
+    let ctx = data.context(registry);
+    let registry = ctx.registry.clone();
+    let model = unique("pricecast-BTCUSDT-1h");
+    let mut plan = train_plan("bitcoin_prediction_s3", &model);
+
+    let first = train_btc(&ctx, &plan).await;
+    assert_eq!(
+        (first.version, first.promotion.decision),
+        (1, Decision::FirstChampion)
+    );
+    assert_eq!(
+        registry.get_run(&first.run_id).await.expect("run").status,
+        RunStatus::Finished
+    );
+
+    // The same data and settings again: the same MAE on the same window is not better.
+    let second = train_btc(&ctx, &plan).await;
+    assert_eq!(second.version, 2);
+    assert_eq!(
+        second.promotion.decision,
+        Decision::Kept,
+        "{:?}",
+        second.promotion
+    );
+    assert_eq!(second.promotion.champion_version, Some(1));
+    assert_eq!(
+        second.promotion.champion_mae,
+        Some(second.promotion.new_mae),
+        "the champion is scored as the new model is, on the same window"
+    );
+    assert_eq!(alias(&registry, &model, CHAMPION).await, Some(1));
+    assert_eq!(alias(&registry, &model, CHALLENGER).await, Some(2));
+    let kept = registry.get_version(&model, 2).await.expect("v2");
+    assert_eq!(kept.tags[TAG_DECISION], "kept_challenger");
+    assert_eq!(kept.tags[TAG_NEW_MAE], kept.tags[TAG_CHAMPION_MAE]);
+
+    plan.force_promote = true;
+    let forced = train_btc(&ctx, &plan).await;
+    assert_eq!(
+        (forced.version, forced.promotion.decision),
+        (3, Decision::Forced)
+    );
+    assert_eq!(alias(&registry, &model, CHAMPION).await, Some(3));
+    assert_eq!(
+        registry.get_version(&model, 3).await.expect("v3").tags[TAG_DECISION],
+        "forced"
+    );
+
+    // A deliberately bad champion: one unpruned tree on every feature memorises noise. A linear
+    // model on the price features beats it on the same window and takes `champion`.
+    let other = unique("pricecast-BTCUSDT-1h");
+    let mut bad = train_plan(&unique("bitcoin_prediction_s3"), &other);
+    bad.features = FeatureSelection::All;
+    bad.params = ModelParams {
+        kind: ModelKind::RandomForest,
+        trees: 1,
+        max_depth: 64,
+        min_samples_leaf: 1,
+        ..ModelParams::default()
+    };
+    let bad_champion = train_btc(&ctx, &bad).await;
+    assert_eq!(bad_champion.promotion.decision, Decision::FirstChampion);
+    let mut good = bad.clone();
+    good.features = FeatureSelection::Price;
+    good.params = ModelParams::default();
+    let better = train_btc(&ctx, &good).await;
+    let decision = &better.promotion;
+    assert_eq!(decision.decision, Decision::Promoted, "{decision:?}");
+    let champion_mae = decision.champion_mae.expect("the champion was scored");
+    assert!(
+        decision.new_mae < 0.9 * champion_mae,
+        "clearly better: {} vs {champion_mae}",
+        decision.new_mae
+    );
+    assert_eq!(
+        champion_mae, bad_champion.promotion.new_mae,
+        "the champion's MAE on the window is what its own run measured there"
+    );
+    assert_eq!(alias(&registry, &other, CHAMPION).await, Some(2));
+    let promoted = registry.get_version(&other, 2).await.expect("v2");
+    assert_eq!(promoted.tags[TAG_DECISION], "promoted");
+    assert_eq!(promoted.tags[TAG_NEW_MAE], decision.new_mae.to_string());
+    assert_eq!(promoted.tags[TAG_CHAMPION_MAE], champion_mae.to_string());
+    let served = RegisteredModel::load(&registry, &other, CHAMPION)
+        .await
+        .expect("load")
+        .expect("champion");
+    assert_eq!(served.model.params.kind, ModelKind::Linear);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_twice_on_the_same_data_gives_the_same_metrics_and_the_baseline_is_the_last_move()
+{
+    let s3 = TestS3::new();
+    let data = FeatureLake::on_s3(&s3, three_months()).await;
+    let registry = ModelRegistry::open(&RegistryArgs::local(), &data.lake_args)
+        .await
+        .expect("local registry on S3");
+    let ctx = data.context(registry);
+    let mut plan = train_plan("bitcoin_prediction_s3", &unique("pricecast-BTCUSDT-1h"));
+    for params in [
+        ModelParams::default(),
+        ModelParams {
+            kind: ModelKind::RandomForest,
+            trees: 5,
+            ..ModelParams::default()
+        },
+    ] {
+        plan.params = params;
+        let one = train_btc(&ctx, &plan).await;
+        let two = train_btc(&ctx, &plan).await;
+        assert_eq!(one.model, two.model, "{}", plan.params.kind);
+        assert_eq!(one.baseline, two.baseline);
+        let artifact = async |report: &SeriesReport, path: &str| {
+            ctx.registry
+                .read_artifact(&report.run_id, path)
+                .await
+                .expect("artifact")
+        };
+        for path in [champion::METRICS_FILE, champion::MODEL_FILE] {
+            assert_eq!(
+                artifact(&one, path).await,
+                artifact(&two, path).await,
+                "{path} of {}",
+                plan.params.kind
+            );
+        }
+        let metrics = |report: &SeriesReport| {
+            let run = &report.run_id;
+            let registry = ctx.registry.clone();
+            let run = run.clone();
+            async move { registry.get_run(&run).await.expect("run").metrics }
+        };
+        assert_eq!(metrics(&one).await, metrics(&two).await);
+
+        // The naive baseline's MAE by hand, from the candles: the mean |close(t+1) − close(t)|
+        // over the evaluated rows, the last WINDOWS × WINDOW_ROWS candles with a next one.
+        let closes: Vec<f64> = data
+            .candles
+            .iter()
+            .map(|c| c.close.to_f64().expect("close"))
+            .collect();
+        let evaluated = WINDOWS * WINDOW_ROWS;
+        let last = closes.len() - 1;
+        let mut sum = 0.0;
+        for t in last - evaluated..last {
+            sum += (closes[t] - closes[t + 1]).abs();
+        }
+        assert_eq!(one.baseline.n, evaluated);
+        assert_eq!(one.baseline.mae, sum / evaluated as f64);
+    }
+}
+
+/// Runs `pricecast-train` with only these variables (and PATH); exit code and all output.
+fn run_train(env: &[(&str, String)]) -> (Option<i32>, String) {
+    let mut command = Command::new(binary("pricecast-train"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PRICECAST_SYMBOLS", "BTCUSDT")
+        .env("PRICECAST_INTERVALS", "1h")
+        .env("PRICECAST_LOG_FORMAT", "text");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("run pricecast-train");
+    (
+        output.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_trains_into_mlflow_with_s3_artifacts_and_fails_clearly_on_bad_input() {
+    let s3 = TestS3::new();
+    let uri = required("PRICECAST_TEST_MLFLOW_S3_URI");
+    let experiment = unique("bitcoin_prediction_s3");
+    let model = unique("pricecast-BTCUSDT-1h");
+    let env = |data: &FeatureLake, extra: &[(&'static str, &str)]| {
+        let mut env: Vec<(&'static str, String)> = s3.env();
+        env.extend([
+            ("DATABASE_URL", data.db.url.clone()),
+            ("LAKE_URL", data.lake.url().to_string()),
+            ("MLFLOW_TRACKING_URI", uri.clone()),
+            ("MLFLOW_S3_ENDPOINT_URL", s3.endpoint.clone()),
+            ("MLFLOW_EXPERIMENT_NAME", experiment.clone()),
+            ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0".to_owned()),
+            ("PRICECAST_MODEL_NAME", model.clone()),
+            ("PRICECAST_GIT_REVISION", "0123456789abcdef".to_owned()),
+        ]);
+        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        env
+    };
+    let registry = mlflow("PRICECAST_TEST_MLFLOW_S3_URI", s3.args());
+
+    // Two weeks of candles: too few rows for five weekly windows; nothing reaches MLflow.
+    let short = FeatureLake::on_s3(&TestS3::new(), (day(2024, 1, 1), day(2024, 1, 15))).await;
+    let (code, text) = run_train(&env(&short, &[]));
+    assert_eq!(code, Some(1), "{text}");
+    let needed = walk_forward_rows_needed(WINDOWS, WINDOW_ROWS, PRICE_FEATURE_NAMES.len(), 1);
+    let rows = 14 * 24 - 49 - 1;
+    assert!(
+        text.contains(&format!("{rows} rows exist but {needed} are needed")),
+        "{text}"
+    );
+    let runs = short
+        .db
+        .store
+        .job_runs(Some(train::JOB), 1)
+        .await
+        .expect("runs");
+    assert_eq!(runs[0].status, JobStatus::Failed);
+    let read = mlflow_check(
+        &uri,
+        &s3,
+        &Check {
+            model: Some(&model),
+            experiment: Some(&experiment),
+            ..Check::default()
+        },
+    );
+    assert_eq!(read["experiment_runs"], Value::Null, "no run: {read}");
+    assert_eq!(read["versions"], serde_json::json!([]));
+
+    // Enough history: trained, registered and promoted by the binary.
+    let data = FeatureLake::on_s3(&s3, three_months()).await;
+    let (code, text) = run_train(&env(&data, &[]));
+    assert_eq!(code, Some(0), "{text}");
+    let champion = registry
+        .get_alias(&model, CHAMPION)
+        .await
+        .expect("alias")
+        .expect("a champion");
+    let read = mlflow_check(
+        &uri,
+        &s3,
+        &Check {
+            run: Some(&champion.run_id.0),
+            model: Some(&model),
+            files: &[champion::MODEL_FILE],
+            experiment: Some(&experiment),
+            ..Check::default()
+        },
+    );
+    assert_eq!(read["run"]["status"], "FINISHED");
+    assert_eq!(read["run"]["tags"][tags::GIT_REVISION], "0123456789abcdef");
+    assert_eq!(read["aliases"][CHAMPION], 1);
+    let runs = data
+        .db
+        .store
+        .job_runs(Some(train::JOB), 1)
+        .await
+        .expect("runs");
+    assert_eq!(runs[0].status, JobStatus::Succeeded, "{:?}", runs[0]);
+
+    // Bad settings: exit 2 naming the variable.
+    let (code, text) = run_train(&env(&data, &[("PRICECAST_MODEL_FEATURES", "nonsense")]));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("PRICECAST_MODEL_FEATURES"), "{text}");
+
+    // An unreachable MLflow: exit 1 naming the setting.
+    let (code, text) = run_train(&env(
+        &data,
+        &[("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")],
+    ));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("MLFLOW_TRACKING_URI"), "{text}");
+
+    // No feature frame in the lake: exit 1 telling what to run.
+    let empty = TestS3::new();
+    let mut no_features = env(&data, &[]);
+    no_features.retain(|(k, _)| *k != "LAKE_URL");
+    no_features.push(("LAKE_URL", empty.url()));
+    let (code, text) = run_train(&no_features);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("no features for BTCUSDT 1h") && text.contains("run pricecast-features"),
+        "{text}"
+    );
+
+    // None of the failures left a run or a version behind; the champion did not move.
+    let read = mlflow_check(
+        &uri,
+        &s3,
+        &Check {
+            model: Some(&model),
+            experiment: Some(&experiment),
+            ..Check::default()
+        },
+    );
+    assert_eq!(
+        read["experiment_runs"].as_array().map(Vec::len),
+        Some(1),
+        "{read}"
+    );
+    assert_eq!(read["versions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(read["aliases"][CHAMPION], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_rejected_mid_run_marks_the_run_failed_and_registers_nothing() {
+    let s3 = TestS3::new();
+    let uri = required("PRICECAST_TEST_MLFLOW_S3_URI");
+    let data = FeatureLake::on_s3(&s3, three_months()).await;
+    let experiment = unique("bitcoin_prediction_s3");
+    let model = unique("pricecast-BTCUSDT-1h");
+    let plan = train_plan(&experiment, &model);
+    let good = data.context(mlflow("PRICECAST_TEST_MLFLOW_S3_URI", s3.args()));
+    let first = train_btc(&good, &plan).await;
+    assert_eq!(first.promotion.decision, Decision::FirstChampion);
+
+    // A wrong S3 secret key: the champion's model file cannot be read, so nothing is decided
+    // and no run starts.
+    let mut wrong_key = s3.args();
+    wrong_key.aws_secret_access_key = Some("not-the-secret".to_owned().into());
+    let bad = data.context(mlflow("PRICECAST_TEST_MLFLOW_S3_URI", wrong_key));
+    let err = train::train_series(&bad, &plan, &btc(), Interval::H1)
+        .await
+        .expect_err("the champion cannot be read");
+    assert!(
+        err.to_string().contains("credentials were refused"),
+        "{err}"
+    );
+
+    // A model without a champion: the run starts and gets its params and metrics, then the S3
+    // server refuses its artifacts; the run ends FAILED and no version is registered.
+    let fresh = unique("pricecast-BTCUSDT-1h");
+    let mut fresh_plan = train_plan(&experiment, &fresh);
+    fresh_plan.force_promote = true;
+    let err = train::train_series(&bad, &fresh_plan, &btc(), Interval::H1)
+        .await
+        .expect_err("the artifact upload is refused");
+    assert!(
+        err.to_string().contains("credentials were refused"),
+        "{err}"
+    );
+
+    let experiment_id = good
+        .registry
+        .find_experiment(&experiment)
+        .await
+        .expect("find")
+        .expect("experiment");
+    let runs = good
+        .registry
+        .search_runs(&experiment_id, &RunSearch::default())
+        .await
+        .expect("runs");
+    let failed: Vec<_> = runs.iter().filter(|r| r.run_id != first.run_id).collect();
+    assert_eq!(failed.len(), 1, "one run started: {runs:?}");
+    let read = mlflow_check(
+        &uri,
+        &s3,
+        &Check {
+            run: Some(&failed[0].run_id.0),
+            model: Some(&fresh),
+            experiment: Some(&experiment),
+            ..Check::default()
+        },
+    );
+    assert_eq!(read["run"]["status"], "FAILED", "{read}");
+    assert!(
+        read["run"]["metrics"]["mae"].is_f64(),
+        "logged before the failure"
+    );
+    assert_eq!(read["versions"], serde_json::json!([]), "{read}");
+    assert_eq!(read["aliases"][CHAMPION], Value::Null);
+    let read = mlflow_check(
+        &uri,
+        &s3,
+        &Check {
+            model: Some(&model),
+            ..Check::default()
+        },
+    );
+    assert_eq!(read["versions"].as_array().map(Vec::len), Some(1), "{read}");
+    assert_eq!(read["aliases"][CHAMPION], 1, "champion unchanged");
+}
