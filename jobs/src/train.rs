@@ -59,9 +59,23 @@ impl FeatureSelection {
             "seed" => Ok(Self::Seed),
             "all" => Ok(Self::All),
             "" => Err("use price, seed, all or a comma list of feature names".to_owned()),
-            list => Ok(Self::Named(
-                list.split(',').map(|n| n.trim().to_owned()).collect(),
-            )),
+            list => {
+                let names: Vec<String> = list.split(',').map(|n| n.trim().to_owned()).collect();
+                match names
+                    .iter()
+                    .find(|n| features::spec::feature_kind(n).is_none())
+                {
+                    Some(unknown) => Err(format!(
+                        "{unknown:?} is not a feature; use price, seed, all or a comma list of: {}",
+                        features::ALL_FEATURES
+                            .iter()
+                            .map(|(name, _)| *name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                    None => Ok(Self::Named(names)),
+                }
+            }
         }
     }
 
