@@ -2,8 +2,8 @@
 //! as the CronJobs and the API Deployment run them: the fake Binance → `pricecast-collect` →
 //! PostgreSQL → `pricecast-export` → the S3 lake → `pricecast-features` → `pricecast-train` →
 //! the MLflow server with artifacts in S3 → `pricecast-api`. Every step's numbers are checked
-//! against the step before it, then a day of new candles goes through again while the API keeps
-//! running.
+//! against the step before it; then a day of new candles goes through again, and a champion
+//! forced by hand is swapped in, while the API keeps running.
 
 use std::collections::BTreeMap;
 use std::process::{ExitStatus, Output, Stdio};
@@ -13,7 +13,8 @@ use pricecast_shared::champion::{RegisteredModel, metric};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::features::{FeatureSpec, feature_rows, read_feature_frame};
 use pricecast_shared::lake::Lake;
-use pricecast_shared::registry::{CHAMPION, ModelRegistry, RegistryArgs};
+use pricecast_shared::registry::promotion::{TAG_CHAMPION_MAE, TAG_DECISION, TAG_NEW_MAE};
+use pricecast_shared::registry::{CHALLENGER, CHAMPION, ModelRegistry, RegistryArgs};
 use pricecast_shared::replay::bundled_candles;
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::{FakeBinance, as_exchange_candle};
@@ -24,7 +25,8 @@ use tokio::process::{Child, Command};
 
 use crate::binaries::binary;
 
-/// Candles of the first round, about: whole days of the bundled history before its last day.
+/// Candles of the first round, about (whole UTC days of the bundled history before its last
+/// day, about three months).
 const FIRST_ROUND_CANDLES: usize = 89 * 24;
 /// Candles the exchange adds before the second round.
 const NEW_CANDLES: usize = 24;
@@ -529,6 +531,7 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
     let (version, run_id) = deployment.alias(CHAMPION).await;
     assert_eq!(version, 1, "the first model becomes champion");
     deployment.finished_run(&run_id).await;
+    assert_eq!(deployment.alias(CHALLENGER).await.0, 1);
     let registry = ModelRegistry::open(&deployment.registry_args(), &deployment.s3.args())
         .await
         .expect("open MLflow");
@@ -538,6 +541,10 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
         .expect("a champion");
     assert_eq!(champion.version.version, version);
     assert_eq!(champion.version.run_id.0, run_id);
+    assert_eq!(
+        champion.version.tags.get(TAG_DECISION).map(String::as_str),
+        Some("first_champion")
+    );
     let frame = newest_features(&deployment.s3, &stored, &champion.model.feature_names).await;
     assert_eq!(frame.rows, stored.len() - FEATURE_HISTORY);
 
@@ -578,7 +585,7 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
         .expect("the second run registered version 2");
     deployment.finished_run(&new_version.run_id.0).await;
     let (champion_version, _) = deployment.alias(CHAMPION).await;
-    let (challenger_version, _) = deployment.alias("challenger").await;
+    let (challenger_version, _) = deployment.alias(CHALLENGER).await;
     assert_eq!(
         challenger_version, 2,
         "the newest version is the challenger"
@@ -588,6 +595,20 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
         .expect("load the champion")
         .expect("a champion");
     assert_eq!(champion.version.version, champion_version);
+    // The gate's decision, recorded on the version, is what the aliases show.
+    let decision = new_version.tags.get(TAG_DECISION).map(String::as_str);
+    let new_mae: f64 = new_version.tags[TAG_NEW_MAE].parse().expect("new MAE");
+    let champion_mae: f64 = new_version.tags[TAG_CHAMPION_MAE]
+        .parse()
+        .expect("the first champion's MAE on the same window");
+    if champion_version == 2 {
+        assert_eq!(decision, Some("promoted"), "{:?}", new_version.tags);
+        assert!(new_mae < champion_mae, "{:?}", new_version.tags);
+    } else {
+        assert_eq!(champion_version, 1);
+        assert_eq!(decision, Some("kept_challenger"), "{:?}", new_version.tags);
+        assert!(new_mae >= champion_mae, "{:?}", new_version.tags);
+    }
     let frame = newest_features(&deployment.s3, &stored, &champion.model.feature_names).await;
 
     let prediction = api
@@ -617,6 +638,40 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
     assert_eq!(
         health["dependencies"]["registry"]["status"], "up",
         "{health}"
+    );
+
+    // Round three: a champion forced by hand is swapped into the running API.
+    deployment
+        .job("pricecast-train", &["--force-promote"])
+        .await;
+    let (forced, run_id) = deployment.alias(CHAMPION).await;
+    assert_eq!(forced, 3, "--force-promote makes the new version champion");
+    deployment.finished_run(&run_id).await;
+    let champion = RegisteredModel::load(&registry, &name, CHAMPION)
+        .await
+        .expect("load the champion")
+        .expect("a champion");
+    assert_eq!(
+        champion.version.tags.get(TAG_DECISION).map(String::as_str),
+        Some("forced")
+    );
+    let prediction = api
+        .wait_for(
+            "/price/predict?symbol=BTCUSDT&interval=1h",
+            "the forced champion is swapped in without a restart",
+            |p| p["model"]["version"] == forced,
+        )
+        .await;
+    assert_forecast(&prediction, &champion, &stored, &frame);
+    let models = api
+        .wait_for("/models", "the forced champion is reported", |m| {
+            m["models"][0]["champion"]["version"] == forced
+                && m["models"][0]["challenger"]["version"] == forced
+        })
+        .await;
+    assert_eq!(
+        models["models"][0]["champion"]["promotion"][TAG_DECISION], "forced",
+        "{models}"
     );
 
     let status = api.stop().await;
