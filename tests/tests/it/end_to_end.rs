@@ -6,7 +6,7 @@
 //! forced by hand is swapped in, while the API keeps running.
 
 use std::collections::BTreeMap;
-use std::process::{ExitStatus, Output, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use pricecast_shared::champion::{RegisteredModel, metric};
@@ -69,14 +69,24 @@ fn exchange_history() -> Vec<Candle> {
         .collect()
 }
 
+/// Most of the API's log shown when it does not answer as expected.
+const LOG_TAIL_BYTES: usize = 6_000;
+
 /// The API as a child process, killed if a test fails before stopping it.
 struct ApiProcess {
     child: Child,
     base: String,
     client: reqwest::Client,
+    log: tempfile::NamedTempFile,
 }
 
 impl ApiProcess {
+    /// The end of what the API logged, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read(self.log.path()).unwrap_or_default();
+        text(&log[log.len().saturating_sub(LOG_TAIL_BYTES)..])
+    }
+
     async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
         let response = self
             .client
@@ -102,7 +112,8 @@ impl ApiProcess {
             }
             assert!(
                 Instant::now() < deadline,
-                "{what}: GET {path} still answers {status} {body}"
+                "{what}: GET {path} still answers {status} {body}\nAPI log:\n{}",
+                self.log_tail()
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -194,7 +205,7 @@ impl Deployment {
     }
 
     /// Runs a job to its end; it must exit 0.
-    async fn job(&self, program: &str, args: &[&str]) -> Output {
+    async fn job(&self, program: &str, args: &[&str]) {
         let output = self
             .command(program)
             .args(args)
@@ -208,7 +219,6 @@ impl Deployment {
             text(&output.stdout),
             text(&output.stderr)
         );
-        output
     }
 
     /// Collect → export → features → train, each once, as their CronJobs run them.
@@ -224,19 +234,21 @@ impl Deployment {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        let log = tempfile::NamedTempFile::new().expect("API log file");
         let child = self
             .command("pricecast-api")
             .env("PRICECAST_API_ADDR", format!("127.0.0.1:{port}"))
             .env("PRICECAST_API_MAX_STALE_CANDLES", "0")
             .env("PRICECAST_MODEL_POLL_SECS", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.reopen().expect("API log"))
+            .stderr(log.reopen().expect("API log"))
             .spawn()
             .expect("start the API");
         let api = ApiProcess {
             child,
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
+            log,
         };
         let deadline = Instant::now() + API_WAIT;
         while api
@@ -246,7 +258,11 @@ impl Deployment {
             .await
             .is_err()
         {
-            assert!(Instant::now() < deadline, "the API never answered");
+            assert!(
+                Instant::now() < deadline,
+                "the API never answered:\n{}",
+                api.log_tail()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         api
