@@ -5,6 +5,7 @@ mod binaries;
 mod collect;
 mod demo;
 mod deploy;
+mod end_to_end;
 mod export;
 mod features;
 mod registry;
