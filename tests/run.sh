@@ -104,7 +104,7 @@ s3_port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("12
 s3_log=$(mktemp /tmp/pricecast-moto.XXXXXX)
 # Credentials are checked after the first 3 calls (the setup's IAM calls); parts may be small so
 # that tests exercise multipart uploads without writing 5 MiB parts.
-INITIAL_NO_AUTH_ACTION_COUNT=3 S3_UPLOAD_PART_MIN_SIZE=65536 \
+INITIAL_NO_AUTH_ACTION_COUNT=3 S3_UPLOAD_PART_MIN_SIZE=16384 \
   "$VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$s3_log" 2>&1 &
 s3_pid=$!
 cleanup_actions+=("kill $s3_pid 2>/dev/null; rm -f $s3_log")
