@@ -7,5 +7,6 @@ mod demo;
 mod deploy;
 mod export;
 mod features;
+mod predict;
 mod registry;
 mod sync;
