@@ -5,4 +5,5 @@
 pub mod db;
 pub mod fake_binance;
 pub mod lake;
+pub mod pipeline;
 pub mod warehouse;

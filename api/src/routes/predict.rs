@@ -15,7 +15,7 @@ use pricecast_shared::features::{self, FeatureRow, FeatureSpec};
 use pricecast_shared::store::CandleQuery;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
-use salvo::oapi::extract::JsonBody;
+use salvo::http::ParseError;
 use salvo::oapi::{ToParameters, ToSchema};
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -110,6 +110,10 @@ pub struct WhatIf {
     /// Recent closes, oldest first, one per interval, ending with the latest: a rising,
     /// falling or flat series. Enough of them for the longest feature window.
     pub prices: Option<Vec<serde_json::Value>>,
+    /// With `features`: the close of the candle they describe, which the forecast moves from
+    /// (the model forecasts a change from it). Not sent with `prices`: the last one is it.
+    #[salvo(schema(value_type = Option<f64>))]
+    pub close: Option<serde_json::Value>,
 }
 
 /// Champion and challenger of one series.
@@ -232,19 +236,6 @@ fn forecast(
     })
 }
 
-/// The newest candle's feature row, computed by the shared feature pipeline on a blocking
-/// thread (polars must not run on the runtime's workers).
-async fn newest_row(
-    candles: Vec<Candle>,
-    interval: Interval,
-    spec: FeatureSpec,
-) -> Result<Option<FeatureRow>, ApiError> {
-    tokio::task::spawn_blocking(move || features::latest_row(&candles, interval, &spec))
-        .await
-        .map_err(|e| ApiError::Internal(format!("computing the feature row: {e}")))?
-        .map_err(|e| ApiError::Internal(e.to_string()))
-}
-
 /// The features the champion takes, without targets.
 fn serving_spec(champion: &RegisteredModel) -> FeatureSpec {
     FeatureSpec {
@@ -318,6 +309,20 @@ pub(crate) async fn live_forecast(
     forecast(&champion, symbol, interval, &row)
 }
 
+/// The feature row of the newest of `candles`, computed on a blocking thread: polars work
+/// never runs on the runtime's workers (it blocks them, and on a current-thread runtime
+/// polars refuses to run at all).
+async fn newest_row(
+    candles: Vec<Candle>,
+    interval: Interval,
+    spec: FeatureSpec,
+) -> Result<Option<FeatureRow>, ApiError> {
+    tokio::task::spawn_blocking(move || features::latest_row(&candles, interval, &spec))
+        .await
+        .map_err(|e| ApiError::Internal(format!("computing a feature row: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
 fn check_fresh(state: &AppState, newest: &Candle, interval: Interval) -> Result<(), ApiError> {
     let Some(max) = state.max_stale_candles else {
         return Ok(());
@@ -337,18 +342,30 @@ fn check_fresh(state: &AppState, newest: &Candle, interval: Interval) -> Result<
 /// The champion's forecast for feature values, or for a price series, sent in the body.
 #[endpoint(
     tags("predict"),
+    request_body = WhatIf,
     responses(
         (status_code = 200, description = "The forecast", body = Prediction),
         (status_code = 400, description = "A missing, extra or bad input, named", body = crate::error::ErrorBody),
+        (status_code = 413, description = "A body over the size limit", body = crate::error::ErrorBody),
         (status_code = 503, description = "No champion yet", body = crate::error::ErrorBody)
     )
 )]
 pub async fn predict_what_if(
-    body: JsonBody<WhatIf>,
+    req: &mut Request,
     depot: &mut Depot,
 ) -> Result<Json<Prediction>, ApiError> {
     let state = app_state(depot)?;
-    let body = body.into_inner();
+    // Parsed here rather than by an extractor so that a bad body's answer says what is wrong
+    // (an unknown field, a wrong type, where the JSON breaks) instead of only "Bad Request".
+    let body: WhatIf = req.parse_json().await.map_err(|e| {
+        ApiError::BadRequest(match e {
+            ParseError::SerdeJson(e) => format!("the body is not a valid request: {e}"),
+            ParseError::InvalidContentType => {
+                "the body must be JSON sent with content-type: application/json".to_owned()
+            }
+            other => format!("the body cannot be read: {other}"),
+        })
+    })?;
     let symbol = params::symbol(body.symbol.as_deref())?;
     let interval = match params::interval(body.interval.as_deref())? {
         Some(interval) => interval,
@@ -366,7 +383,12 @@ pub async fn predict_what_if(
     };
     let champion = champion_of(state, &symbol, interval)?;
     let row = match (body.features, body.prices) {
-        (Some(features), None) => row_from_features(&champion, &features)?,
+        (Some(features), None) => row_from_features(&champion, interval, &features, body.close)?,
+        (None, Some(_)) if body.close.is_some() => {
+            return Err(ApiError::BadRequest(
+                "close goes with features; with prices the last price is the close".to_owned(),
+            ));
+        }
         (None, Some(prices)) => row_from_prices(&champion, &symbol, interval, &prices).await?,
         (Some(_), Some(_)) => {
             return Err(ApiError::BadRequest(
@@ -375,7 +397,7 @@ pub async fn predict_what_if(
         }
         (None, None) => {
             return Err(ApiError::BadRequest(format!(
-                "send features (by name: {}) or prices (recent closes, oldest first)",
+                "send features (by name: {}, with their close) or prices (recent closes, oldest first)",
                 champion.model.feature_names.join(", ")
             )));
         }
@@ -400,7 +422,9 @@ fn is_price_feature(name: &str) -> bool {
 
 fn row_from_features(
     champion: &RegisteredModel,
+    interval: Interval,
     features: &BTreeMap<String, serde_json::Value>,
+    close: Option<serde_json::Value>,
 ) -> Result<FeatureRow, ApiError> {
     let names = &champion.model.feature_names;
     if let Some(extra) = features.keys().find(|k| !names.contains(k)) {
@@ -425,21 +449,33 @@ fn row_from_features(
         }
         values.push(v);
     }
-    // The price the forecast moves from: the seed's newest lag when given, else the average.
-    let close = features
-        .get("price_t-1")
-        .or_else(|| features.get("ma_10"))
-        .and_then(serde_json::Value::as_f64)
-        .ok_or_else(|| {
-            ApiError::BadRequest(
-                "features: the champion predicts a move from a price; with features by name it needs price_t-1 or ma_10 among them, else send prices".to_owned(),
-            )
-        })?;
+    // The model forecasts a change from the close of the candle the features describe; no
+    // feature is that close (price_t-1 is the one before), so the client sends it.
+    let close = close.ok_or_else(|| {
+        ApiError::BadRequest(
+            "close is missing: with features, send the close of the candle they describe, which the forecast moves from".to_owned(),
+        )
+    })?;
+    let close = finite("close", &close)?;
+    if close <= 0.0 {
+        return Err(ApiError::BadRequest(format!(
+            "close is {close}; a price must be above zero"
+        )));
+    }
     Ok(FeatureRow {
-        open_time: Utc::now(),
+        open_time: last_closed_open_time(interval)?,
         close,
         values,
     })
+}
+
+/// Open time of the newest candle of `interval` that has closed: what a forecast made now
+/// from client-sent inputs is based on.
+fn last_closed_open_time(interval: Interval) -> Result<DateTime<Utc>, ApiError> {
+    let open_ms = interval.floor(Utc::now().timestamp_millis()) - interval.duration_ms();
+    Utc.timestamp_millis_opt(open_ms)
+        .single()
+        .ok_or_else(|| ApiError::Internal(format!("open time {open_ms} out of range")))
 }
 
 async fn row_from_prices(
@@ -457,7 +493,7 @@ async fn row_from_prices(
         )));
     }
     let step = interval.duration_ms();
-    let last_open = interval.floor(Utc::now().timestamp_millis()) - step;
+    let last_open = last_closed_open_time(interval)?.timestamp_millis();
     let first_open = last_open - step * (prices.len() as i64 - 1);
     let mut candles = Vec::with_capacity(prices.len());
     for (i, value) in prices.iter().enumerate() {

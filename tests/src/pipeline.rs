@@ -1,0 +1,167 @@
+//! The whole pipeline for prediction tests: bundled BTCUSDT hourly candles in a fresh database,
+//! exported to a lake in a temporary folder, turned into a feature frame and trained into a
+//! champion in the local registry inside that lake, as `pricecast demo` does, but with a few
+//! months of data and small evaluation windows so that a test stays fast.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pricecast_api::AppState;
+use pricecast_api::served_models::ServedModels;
+use pricecast_jobs::export::{self, ExportContext, ExportPlan, ExportRange};
+use pricecast_jobs::features::{self, FeaturesContext, FeaturesPlan};
+use pricecast_jobs::train::{self, FeatureSelection, TrainContext, TrainPlan};
+use pricecast_shared::champion::RegisteredModel;
+use pricecast_shared::domain::{Candle, Interval, Symbol};
+use pricecast_shared::features::FeatureSpec;
+use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
+use pricecast_shared::model::ModelParams;
+use pricecast_shared::registry::{CHAMPION, LocalRegistry, ModelRegistry, RegistryArgs};
+use pricecast_shared::runner::JobSummary;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::TestDb;
+
+/// Hourly candles the pipeline is fed: about three months, enough for the features' 49
+/// candles of history, a training set and the evaluation windows.
+pub const PIPELINE_CANDLES: usize = 24 * 90;
+/// Evaluation windows of the test models.
+const EVAL_WINDOWS: usize = 2;
+/// Rows per evaluation window: two days of hourly candles.
+const EVAL_WINDOW_ROWS: usize = 48;
+
+/// A database, a lake with a feature frame and a local registry with a champion, all of one
+/// test.
+pub struct TrainedPipeline {
+    /// The database the candles were loaded into (read-write).
+    pub db: TestDb,
+    /// The candles loaded, oldest first.
+    pub candles: Vec<Candle>,
+    /// The lake (a local folder) holding candles, features and the registry.
+    pub lake: Lake,
+    /// The lake's folder.
+    pub lake_dir: PathBuf,
+    /// The local registry in the lake.
+    pub registry: Arc<ModelRegistry>,
+    /// The series trained.
+    pub symbol: Symbol,
+    /// Its interval.
+    pub interval: Interval,
+    _lake_tmp: tempfile::TempDir,
+}
+
+impl TrainedPipeline {
+    /// Loads the newest [`PIPELINE_CANDLES`] bundled BTCUSDT hourly candles into a new SQLite
+    /// database, exports them, builds the feature frame and trains the first model, which
+    /// becomes champion.
+    pub async fn btc_hourly() -> Self {
+        pricecast_shared::telemetry::init_for_tests();
+        let db = TestDb::sqlite().await;
+        let candles = db.load_bundled("BTCUSDT", PIPELINE_CANDLES).await;
+        let lake_tmp = tempfile::tempdir().expect("lake folder");
+        let lake_dir = lake_tmp.path().join("lake");
+        let lake = Lake::open(&LakeArgs::for_url(LakeUrl::Local(lake_dir.clone())))
+            .await
+            .expect("open the lake");
+        let symbol: Symbol = "BTCUSDT".parse().expect("symbol");
+        let interval = Interval::H1;
+        let cancel = CancellationToken::new();
+        export::run(
+            &ExportContext {
+                store: db.store.clone(),
+                lake: lake.clone(),
+                cancel: cancel.clone(),
+            },
+            &ExportPlan {
+                symbols: vec![symbol.clone()],
+                intervals: vec![interval],
+                range: ExportRange::Full,
+                settle: export::WATERMARK_SETTLE,
+            },
+        )
+        .await
+        .expect("export the candles");
+        features::run(
+            &FeaturesContext {
+                lake: lake.clone(),
+                cancel,
+            },
+            &FeaturesPlan {
+                symbols: vec![symbol.clone()],
+                intervals: vec![interval],
+                spec: FeatureSpec::default(),
+                full: false,
+            },
+        )
+        .await
+        .expect("build the feature frame");
+        let registry = Arc::new(ModelRegistry::Local(LocalRegistry::new(lake.clone())));
+        let pipeline = Self {
+            db,
+            candles,
+            lake,
+            lake_dir,
+            registry,
+            symbol,
+            interval,
+            _lake_tmp: lake_tmp,
+        };
+        pipeline.train(false).await;
+        pipeline
+    }
+
+    /// Trains a new version of the series' model (the default model type and price
+    /// features); it becomes champion when better, or always with `force_promote`.
+    pub async fn train(&self, force_promote: bool) -> JobSummary {
+        let ctx = TrainContext {
+            lake: self.lake.clone(),
+            registry: self.registry.clone(),
+            cancel: CancellationToken::new(),
+        };
+        let plan = TrainPlan {
+            symbols: vec![self.symbol.clone()],
+            intervals: vec![self.interval],
+            params: ModelParams::default(),
+            horizon: 1,
+            features: FeatureSelection::Price,
+            eval_windows: EVAL_WINDOWS,
+            eval_window_rows: EVAL_WINDOW_ROWS,
+            experiment: RegistryArgs::local().mlflow_experiment_name,
+            model_name: RegistryArgs::local(),
+            force_promote,
+        };
+        train::run(&ctx, &plan).await.expect("train a model")
+    }
+
+    /// The registered model name of the series.
+    pub fn model_name(&self) -> String {
+        RegistryArgs::local().model_name_for(&self.symbol, self.interval)
+    }
+
+    /// The champion as the registry holds it now, loaded offline.
+    pub async fn champion(&self) -> RegisteredModel {
+        RegisteredModel::load(&self.registry, &self.model_name(), CHAMPION)
+            .await
+            .expect("read the registry")
+            .expect("a champion")
+    }
+
+    /// The API's served models over the local registry, not yet refreshed.
+    pub fn served_models(&self) -> Arc<ServedModels> {
+        Arc::new(ServedModels::new(
+            self.registry.clone(),
+            RegistryArgs::local(),
+            vec![(self.symbol.clone(), self.interval)],
+        ))
+    }
+
+    /// API state over a read-only store of `db`, serving `models` (refreshed first), with the
+    /// response cache off so that every answer is computed.
+    pub async fn app_state(db: &TestDb, models: Arc<ServedModels>) -> AppState {
+        models.refresh().await;
+        AppState::new(db.read_only_store().await)
+            .with_cache_ttl(Duration::ZERO)
+            .with_models(models)
+    }
+}
