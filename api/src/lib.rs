@@ -7,6 +7,7 @@
 //! or [`serve`]; build the in-process service for tests with [`service`].
 
 pub mod error;
+pub mod forecast_cache;
 pub mod metrics;
 pub mod params;
 pub mod routes;

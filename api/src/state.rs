@@ -8,6 +8,7 @@ use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::store::Store;
 
 use crate::error::ApiError;
+use crate::forecast_cache::ForecastCache;
 use crate::metrics::ApiMetrics;
 use crate::served_models::ServedModels;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub cache_ttl: Duration,
     /// The models predictions come from.
     pub models: Arc<ServedModels>,
+    /// The newest forecast of each series, reused until a new candle or champion.
+    pub forecasts: Arc<ForecastCache>,
     /// Forecasts answer 503 when the newest candle is more than this many intervals old
     /// (`None`: never, as in the demo's replayed history).
     pub max_stale_candles: Option<u32>,
@@ -50,6 +53,7 @@ impl AppState {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             cache_ttl: DEFAULT_CACHE_TTL,
             models: Arc::new(ServedModels::none()),
+            forecasts: Arc::default(),
             max_stale_candles: None,
             default_intervals: Arc::default(),
         }

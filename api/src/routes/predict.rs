@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::app_state;
 use super::price::{nothing_stored, series};
 use crate::error::ApiError;
+use crate::forecast_cache::ForecastKey;
 use crate::params;
 use crate::state::AppState;
 
@@ -45,7 +46,7 @@ pub struct PredictQuery {
 }
 
 /// A forecast.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 #[salvo(schema(name = Prediction))]
 pub struct Prediction {
     /// Trading pair.
@@ -77,7 +78,7 @@ pub struct Prediction {
 }
 
 /// The model behind a forecast.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 #[salvo(schema(name = ModelRef))]
 pub struct ModelRef {
     /// Registered model name.
@@ -280,6 +281,23 @@ pub(crate) async fn live_forecast(
             )));
         }
     }
+    // The newest candle alone tells whether the last forecast still holds.
+    let Some(newest) = state.store.latest_candle(symbol, interval).await? else {
+        return Err(nothing_stored(symbol, interval));
+    };
+    check_fresh(state, &newest, interval)?;
+    let key = ForecastKey {
+        symbol: symbol.clone(),
+        interval,
+        newest_open: newest.open_time,
+        newest_close: newest.close,
+        version: champion.version.version,
+    };
+    if let Some(cached) = state.forecasts.get(&key) {
+        let mut prediction = Prediction::clone(&cached);
+        prediction.timestamp = Utc::now();
+        return Ok(prediction);
+    }
     let spec = serving_spec(&champion);
     let needed = spec.history() + 1;
     let mut candles = state
@@ -288,16 +306,12 @@ pub(crate) async fn live_forecast(
             symbol: symbol.clone(),
             interval,
             from: None,
-            to: None,
+            to: Some(newest.open_time),
             limit: needed as i64,
             offset: 0,
             newest_first: true,
         })
         .await?;
-    let Some(newest) = candles.first() else {
-        return Err(nothing_stored(symbol, interval));
-    };
-    check_fresh(state, newest, interval)?;
     candles.reverse();
     let row = newest_row(candles, interval, spec)
         .await?
@@ -306,7 +320,9 @@ pub(crate) async fn live_forecast(
                 "the newest {symbol} {interval} candles cannot make a feature row: the champion needs {needed} consecutive candles and the newest ones have a gap or there are fewer; collect more (pricecast-collect --repair)"
             ))
         })?;
-    forecast(&champion, symbol, interval, &row)
+    let prediction = forecast(&champion, symbol, interval, &row)?;
+    state.forecasts.put(key, Arc::new(prediction.clone()));
+    Ok(prediction)
 }
 
 /// The feature row of the newest of `candles`, computed on a blocking thread: polars work
