@@ -70,6 +70,11 @@ fn gap_column(k: u32) -> String {
     format!("_gap_{k}")
 }
 
+/// The rolling mean of `n` closes, computed once for the average and its ratio to the close.
+fn mean_column(n: u32) -> String {
+    format!("_ma_{n}")
+}
+
 /// True where the candle `k` rows earlier opened exactly `k` intervals earlier: lag `k`
 /// exists, and the `k + 1` candles ending here are consecutive.
 fn gap_check(k: u32, step: i64) -> Expr {
@@ -94,14 +99,12 @@ fn feature_expr(kind: FeatureKind) -> Expr {
     let valid = |k: u32| col(gap_column(k));
     match kind {
         FeatureKind::Lag(k) => only_if(valid(k), close().shift(lit(i64::from(k)))),
-        FeatureKind::MovingAverage(n) => only_if(valid(n - 1), close().rolling_mean(window(n))),
+        FeatureKind::MovingAverage(n) => only_if(valid(n - 1), col(mean_column(n))),
         FeatureKind::LogReturn(k) => only_if(
             valid(k),
             (close() / close().shift(lit(i64::from(k)))).log(lit(std::f64::consts::E)),
         ),
-        FeatureKind::MovingAverageRatio(n) => {
-            only_if(valid(n - 1), close() / close().rolling_mean(window(n)))
-        }
+        FeatureKind::MovingAverageRatio(n) => only_if(valid(n - 1), close() / col(mean_column(n))),
         FeatureKind::Volatility(n) => only_if(valid(n), col(RETURN_1).rolling_std(window(n))),
         FeatureKind::Rsi(n) => {
             let gain = col(GAIN).rolling_mean(window(n));
@@ -172,7 +175,19 @@ pub fn feature_frame(candles: LazyFrame, interval: Interval, spec: &FeatureSpec)
         .iter()
         .map(|&k| gap_check(k, step).alias(gap_column(k)))
         .collect();
-    let mut changes: Vec<Expr> = Vec::new();
+    let mut means: Vec<u32> = kinds
+        .iter()
+        .filter_map(|(_, kind)| match kind {
+            Some(FeatureKind::MovingAverage(n) | FeatureKind::MovingAverageRatio(n)) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    means.sort_unstable();
+    means.dedup();
+    let mut changes: Vec<Expr> = means
+        .iter()
+        .map(|&n| col(CLOSE).rolling_mean(window(n)).alias(mean_column(n)))
+        .collect();
     if needs_returns {
         let change = col(CLOSE) - col(CLOSE).shift(lit(1i64));
         changes.push(
