@@ -285,10 +285,9 @@ pub async fn run(ctx: &TrainContext, plan: &TrainPlan) -> Result<JobSummary> {
     let mut detail = String::new();
     for symbol in &plan.symbols {
         for &interval in &plan.intervals {
+            // Between series: those trained so far stay registered, the rest wait.
             if ctx.cancel.is_cancelled() {
-                return Err(Error::config(
-                    "stopped by a shutdown signal before every series was trained",
-                ));
+                return Err(Error::Cancelled);
             }
             let report = train_series(ctx, plan, symbol, interval).await?;
             rows += report.rows as i64;
