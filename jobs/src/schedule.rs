@@ -111,7 +111,7 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
         cancel: cancel.clone(),
     };
     let train_ctx = TrainContext {
-        lake,
+        lake: lake.clone(),
         registry: registry.clone(),
         cancel: cancel.clone(),
     };
@@ -121,6 +121,7 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
             registry,
             experiment: args.registry.mlflow_experiment_name.clone(),
         }),
+        features: Some(lake),
     };
     let sync = args.warehouse.config()?.map(|warehouse| SyncContext {
         store: store.clone(),

@@ -14,9 +14,10 @@
 //! itself, for the days exported since the last copy: `COPY INTO` the staging table, then the
 //! same MERGE.
 //!
-//! Tables (`--tables`, [`SyncTableKind`]): candles, per symbol and interval as above; and model
+//! Tables (`--tables`, [`SyncTableKind`]): candles, per symbol and interval as above; model
 //! runs with their metrics, read from the model registry rather than the database, with their
-//! own steps and position ([`model_runs`]).
+//! own steps and position ([`model_runs`]); and the feature frames of the lake, per symbol and
+//! interval, with a table shaped by their definition ([`features`]).
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -43,8 +44,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::export::next_watermark;
+pub use features::{FEATURES_TABLE_NAME, FEATURES_WATERMARK, push_features};
 pub use model_runs::{MODEL_METRICS_TABLE, MODEL_RUNS_TABLE, ModelRunsReport, ModelRunsSource};
 
+pub mod features;
 pub mod model_runs;
 
 /// Job name in `job_runs` and the lock.
@@ -83,6 +86,8 @@ pub enum SyncTableKind {
     Candles,
     /// `model_runs` and `model_metrics`, from the model registry.
     ModelRuns,
+    /// `features`, the feature frames of the lake, per symbol and interval.
+    Features,
 }
 
 /// Flags and variables of `pricecast-sync`.
@@ -97,7 +102,7 @@ pub struct SyncArgs {
     /// The warehouse.
     #[command(flatten)]
     pub warehouse: WarehouseArgs,
-    /// The lake (`copy-into` mode, and the local model registry).
+    /// The lake (`copy-into` mode, the feature frames and the local model registry).
     #[command(flatten)]
     pub lake: LakeArgs,
     /// The model registry the model runs are read from.
@@ -110,7 +115,7 @@ pub struct SyncArgs {
         value_name = "SYNC_TABLES",
         value_enum,
         value_delimiter = ',',
-        default_values_t = [SyncTableKind::Candles, SyncTableKind::ModelRuns]
+        default_values_t = [SyncTableKind::Candles, SyncTableKind::ModelRuns, SyncTableKind::Features]
     )]
     pub tables: Vec<SyncTableKind>,
     /// Once or on a schedule.
@@ -164,6 +169,8 @@ pub struct SyncTables {
     pub candles: bool,
     /// Mirror the runs and metrics of this registry experiment; `None`: not mirrored.
     pub model_runs: Option<ModelRunsSource>,
+    /// Mirror the feature frames of the plan's series from this lake; `None`: not mirrored.
+    pub features: Option<Lake>,
 }
 
 impl SyncTables {
@@ -172,10 +179,12 @@ impl SyncTables {
         Self {
             candles: true,
             model_runs: None,
+            features: None,
         }
     }
 
-    /// The tables `--tables` selects; the registry is opened when model runs are among them.
+    /// The tables `--tables` selects; the registry is opened when model runs are among them, the
+    /// lake when the feature frames are.
     pub async fn from_args(args: &SyncArgs) -> Result<Self> {
         let model_runs = if args.tables.contains(&SyncTableKind::ModelRuns) {
             let registry = ModelRegistry::open(&args.registry, &args.lake).await?;
@@ -186,9 +195,15 @@ impl SyncTables {
         } else {
             None
         };
+        let features = if args.tables.contains(&SyncTableKind::Features) {
+            Some(Lake::open(&args.lake).await?)
+        } else {
+            None
+        };
         Ok(Self {
             candles: args.tables.contains(&SyncTableKind::Candles),
             model_runs,
+            features,
         })
     }
 }
@@ -393,7 +408,7 @@ pub async fn run(ctx: &SyncContext, plan: &SyncPlan) -> Result<JobSummary> {
 }
 
 /// Runs the job: connects to the warehouse, then syncs the selected tables: the candles of every
-/// configured series, then the model runs.
+/// configured series, the model runs, then the feature frames of every configured series.
 pub async fn run_tables(
     ctx: &SyncContext,
     plan: &SyncPlan,
@@ -440,7 +455,38 @@ pub async fn run_tables(
             detail.push_str("no such experiment yet");
         }
     }
+    if let Some(lake) = &tables.features {
+        sync_features(ctx, plan, &warehouse, lake, &mut summary).await?;
+    }
     Ok(summary)
+}
+
+/// Syncs the feature frames of every configured series, adding to `summary`.
+async fn sync_features(
+    ctx: &SyncContext,
+    plan: &SyncPlan,
+    warehouse: &SharedWarehouse,
+    lake: &Lake,
+    summary: &mut JobSummary,
+) -> Result<()> {
+    for symbol in &plan.symbols {
+        for &interval in &plan.intervals {
+            let report = push_features(ctx, plan, warehouse, lake, symbol, interval).await?;
+            summary.rows += report.rows as i64;
+            let detail = &mut summary.detail;
+            let _ = write!(
+                detail,
+                "{}{symbol} {interval}: {} feature rows merged into {FEATURES_TABLE_NAME} on {}",
+                if detail.is_empty() { "" } else { "; " },
+                report.rows,
+                ctx.warehouse.connection_string.redacted()
+            );
+            if let Some(watermark) = report.watermark {
+                let _ = write!(detail, ", newest feature row {}", watermark.to_rfc3339());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Syncs the candles of every configured series, adding to `summary`.

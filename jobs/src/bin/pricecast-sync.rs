@@ -1,5 +1,5 @@
-//! `pricecast-sync`: mirrors candles and model runs into the analytics warehouse, once or on a
-//! schedule.
+//! `pricecast-sync`: mirrors candles, model runs and feature frames into the analytics
+//! warehouse, once or on a schedule.
 
 use std::process::ExitCode;
 
@@ -8,13 +8,14 @@ use pricecast_jobs::sync::{self, SyncArgs};
 use pricecast_shared::settings::{LogArgs, load_dotenv};
 use pricecast_shared::telemetry;
 
-/// Mirrors candles and model runs into a Databricks SQL warehouse (DATABRICKS_SERVER_HOSTNAME,
-/// DATABRICKS_HTTP_PATH, DATABRICKS_ACCESS_TOKEN) or any ODBC data source with MERGE
-/// (SYNC_ODBC_CONNECTION_STRING): rows changed since the last sync are bulk-inserted into a
-/// staging table and merged on their key, so re-running never duplicates. Model runs that ended
-/// since the last sync, with their metrics, are read from the model registry (MLflow, or the
-/// local registry in the lake) the same way; --tables chooses. --mode copy-into lets Databricks
-/// load new lake partitions itself. Does nothing when no warehouse is configured.
+/// Mirrors candles, model runs and feature frames into a Databricks SQL warehouse
+/// (DATABRICKS_SERVER_HOSTNAME, DATABRICKS_HTTP_PATH, DATABRICKS_ACCESS_TOKEN) or any ODBC data
+/// source with MERGE (SYNC_ODBC_CONNECTION_STRING): rows changed since the last sync are
+/// bulk-inserted into a staging table and merged on their key, so re-running never duplicates.
+/// Model runs that ended since the last sync, with their metrics, are read from the model
+/// registry (MLflow, or the local registry in the lake) the same way, and the feature frames
+/// from the lake; --tables chooses. --mode copy-into lets Databricks load new lake candle
+/// partitions itself. Does nothing when no warehouse is configured.
 #[derive(Parser, Debug)]
 #[command(name = "pricecast-sync", version, about, long_about = None)]
 struct Cli {

@@ -258,7 +258,7 @@ impl Cell {
 }
 
 /// Splits a batch into batches of at most `size` rows.
-fn split(batch: RowBatch, size: usize) -> Vec<RowBatch> {
+pub(super) fn split(batch: RowBatch, size: usize) -> Vec<RowBatch> {
     let rows = batch.rows();
     let size = size.max(1);
     if rows <= size {

@@ -461,19 +461,49 @@ pub async fn read_feature_frame(
             ),
         });
     }
-    let error = |e: PolarsError| Error::Features {
-        operation: operation(),
-        message: e.to_string(),
-    };
-    let mut frame: Option<DataFrame> = None;
-    for partition in manifest.partitions.iter().filter(|p| p.rows > 0) {
-        let bytes = lake.get(&partition.path).await?.ok_or_else(|| Error::Features {
+    let files = read_feature_files(lake, &manifest.partitions).await?;
+    let Some(frame) = decode_features(files)? else {
+        return Err(Error::Features {
             operation: operation(),
+            message: format!(
+                "no feature rows yet: a row needs {} consecutive candles before it",
+                manifest.history
+            ),
+        });
+    };
+    Ok((manifest, frame))
+}
+
+/// The files of these feature days that hold rows, oldest first, as the store returns them
+/// (decode them with [`decode_features`], off the async runtime). An error telling to rebuild
+/// when a listed file is missing.
+pub async fn read_feature_files(
+    lake: &Lake,
+    partitions: &[FeaturePartition],
+) -> Result<Vec<Bytes>> {
+    let mut files = Vec::with_capacity(partitions.len());
+    for partition in partitions.iter().filter(|p| p.rows > 0) {
+        let bytes = lake.get(&partition.path).await?.ok_or_else(|| Error::Features {
+            operation: format!("reading {}", partition.path),
             message: format!(
                 "{} is listed in the feature manifest but missing; run pricecast-features --full",
                 partition.path
             ),
         })?;
+        files.push(bytes);
+    }
+    Ok(files)
+}
+
+/// Decodes feature files (as read by [`read_feature_files`]) into one frame; `None` when there
+/// are none.
+pub fn decode_features(files: Vec<Bytes>) -> Result<Option<DataFrame>> {
+    let error = |e: PolarsError| Error::Features {
+        operation: "decoding feature files".to_owned(),
+        message: e.to_string(),
+    };
+    let mut frame: Option<DataFrame> = None;
+    for bytes in files {
         let day = ParquetReader::new(Cursor::new(bytes))
             .finish()
             .map_err(error)?;
@@ -484,15 +514,8 @@ pub async fn read_feature_frame(
             }
         }
     }
-    let Some(mut frame) = frame else {
-        return Err(Error::Features {
-            operation: operation(),
-            message: format!(
-                "no feature rows yet: a row needs {} consecutive candles before it",
-                manifest.history
-            ),
-        });
-    };
-    frame.rechunk_mut();
-    Ok((manifest, frame))
+    if let Some(frame) = frame.as_mut() {
+        frame.rechunk_mut();
+    }
+    Ok(frame)
 }

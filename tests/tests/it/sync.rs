@@ -6,12 +6,15 @@
 use std::process::Command;
 use std::sync::Arc;
 
+use pricecast_jobs::export::{self, ExportContext, ExportPlan, ExportRange};
+use pricecast_jobs::features::{self, FeaturesContext, FeaturesPlan};
 use pricecast_jobs::sync::{
     self, CANDLES_WATERMARK, ModelRunsSource, SyncContext, SyncMode, SyncPlan, SyncTables,
 };
 use pricecast_shared::Error;
 use pricecast_shared::domain::{Candle, Interval, Symbol};
-use pricecast_shared::lake::{LakeArgs, LakeUrl};
+use pricecast_shared::features::{FeatureSpec, feature_rows, read_feature_frame};
+use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
 use pricecast_shared::registry::{
     Metric, MlflowRegistry, ModelRegistry, RegistryArgs, RunId, RunStatus, tags,
 };
@@ -453,6 +456,7 @@ fn model_runs_only(registry: &Arc<ModelRegistry>, experiment: &str) -> SyncTable
             registry: registry.clone(),
             experiment: experiment.to_owned(),
         }),
+        features: None,
     }
 }
 
@@ -758,4 +762,253 @@ async fn model_runs_that_ended_within_the_settle_margin_wait_for_the_next_sync()
     let summary = sync::run_tables(&ctx, &plan(), &both).await.expect("sync");
     assert_eq!(summary.rows, 5 + 1 + 2, "{}", summary.detail);
     assert_eq!(warehouse_run_ids(&wh).await, vec![run.0]);
+}
+
+fn features_only(lake: &Lake) -> SyncTables {
+    SyncTables {
+        candles: false,
+        model_runs: None,
+        features: Some(lake.clone()),
+    }
+}
+
+async fn file_lake(dir: &std::path::Path) -> Lake {
+    let url = format!("file://{}", dir.display());
+    Lake::open(&LakeArgs::for_url(url.parse().expect("lake url")))
+        .await
+        .expect("lake")
+}
+
+/// Exports the store's new candles to the lake and builds their features with `horizons`.
+async fn export_and_build(store: &Store, lake: &Lake, horizons: Vec<u32>) {
+    let export_ctx = ExportContext {
+        store: store.clone(),
+        lake: lake.clone(),
+        cancel: CancellationToken::new(),
+    };
+    let export_plan = ExportPlan {
+        symbols: vec![btc()],
+        intervals: vec![Interval::H1],
+        range: ExportRange::Changed,
+        settle: chrono::Duration::zero(),
+    };
+    export::run(&export_ctx, &export_plan)
+        .await
+        .expect("export");
+    build_features(lake, horizons).await;
+}
+
+/// Builds the features of the lake's candles with `horizons`.
+async fn build_features(lake: &Lake, horizons: Vec<u32>) {
+    let features_ctx = FeaturesContext {
+        lake: lake.clone(),
+        cancel: CancellationToken::new(),
+    };
+    let features_plan = FeaturesPlan {
+        symbols: vec![btc()],
+        intervals: vec![Interval::H1],
+        spec: FeatureSpec::all(horizons),
+        full: false,
+    };
+    features::run(&features_ctx, &features_plan)
+        .await
+        .expect("features");
+}
+
+/// One feature row as text and numbers: open time, then close, features and targets.
+type FeatureRowValues = (String, Vec<Option<f64>>);
+
+/// The lake's feature frame of BTCUSDT 1h as rows, with the names of its value columns.
+async fn lake_features(lake: &Lake) -> (Vec<String>, String, Vec<FeatureRowValues>) {
+    let (manifest, frame) = read_feature_frame(lake, &btc(), Interval::H1)
+        .await
+        .expect("feature frame");
+    let spec = manifest.spec();
+    let targets: Vec<_> = manifest
+        .horizons
+        .iter()
+        .map(|&h| feature_rows(&frame, &spec, Some(h)).expect("rows").target)
+        .collect();
+    let rows = feature_rows(&frame, &spec, None).expect("rows");
+    let mut columns = vec!["close".to_owned()];
+    columns.extend(manifest.features.iter().cloned());
+    columns.extend(manifest.targets.iter().cloned());
+    let values = (0..rows.len())
+        .map(|i| {
+            let time = chrono::DateTime::from_timestamp_millis(rows.open_time_ms[i])
+                .expect("open time")
+                .format("%Y-%m-%dT%H:%M:%S%.3f")
+                .to_string();
+            let mut values = vec![Some(rows.close[i])];
+            values.extend(rows.row(i).iter().map(|&x| Some(x)));
+            values.extend(targets.iter().map(|t| t[i]));
+            (time, values)
+        })
+        .collect();
+    (columns, manifest.feature_set_hash, values)
+}
+
+/// The warehouse's feature rows of BTCUSDT 1h, in open-time order, with the hash of each.
+async fn warehouse_features(
+    wh: &TestWarehouse,
+    columns: &[String],
+) -> (Vec<String>, Vec<FeatureRowValues>) {
+    let list: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let sql = format!(
+        "SELECT to_char(open_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS'), \
+         feature_set_hash, {} FROM pricecast.features \
+         WHERE symbol = 'BTCUSDT' AND interval = '1h' ORDER BY open_time",
+        list.join(", ")
+    );
+    let rows: Vec<sqlx::postgres::PgRow> = sqlx::query(&sql)
+        .fetch_all(&wh.pool)
+        .await
+        .expect("read the warehouse");
+    use sqlx::Row;
+    let hashes = rows
+        .iter()
+        .map(|r| r.try_get::<String, _>(1).expect("hash"))
+        .collect();
+    let values = rows
+        .iter()
+        .map(|r| {
+            let time: String = r.try_get(0).expect("time");
+            let values = (0..columns.len())
+                .map(|i| r.try_get::<Option<f64>, _>(i + 2).expect("double"))
+                .collect();
+            (time, values)
+        })
+        .collect();
+    (hashes, values)
+}
+
+async fn distinct_feature_keys(wh: &TestWarehouse) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT symbol, interval, open_time FROM pricecast.features) k",
+    )
+    .fetch_one(&wh.pool)
+    .await
+    .expect("count");
+    n
+}
+
+#[tokio::test]
+async fn feature_frames_are_mirrored_and_new_candles_add_their_rows_without_duplicates() {
+    let db = TestDb::postgres().await;
+    let wh = TestWarehouse::new().await;
+    let dir = tempfile::tempdir().expect("lake dir");
+    let lake = file_lake(dir.path()).await;
+    let all = db.load_bundled("BTCUSDT", 1000).await;
+    sqlx::query("DELETE FROM candles WHERE open_time > $1")
+        .bind(all[899].open_time)
+        .execute(match &db.store {
+            Store::Postgres(pg) => pg.pool(),
+            Store::Sqlite(_) => unreachable!("a PostgreSQL store"),
+        })
+        .await
+        .expect("trim");
+    let ctx = context(&db.store, wh.config(300));
+    let tables = features_only(&lake);
+
+    let before = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("a series without features is skipped");
+    assert_eq!(before.rows, 0, "{}", before.detail);
+
+    export_and_build(&db.store, &lake, vec![1, 3]).await;
+    let (columns, hash, expected) = lake_features(&lake).await;
+    assert!(expected.len() > 800, "{} feature rows", expected.len());
+    let first = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("first sync");
+    assert_eq!(first.rows, expected.len() as u64 as i64, "{}", first.detail);
+    let (hashes, rows) = warehouse_features(&wh, &columns).await;
+    assert_eq!(rows.len(), expected.len());
+    assert_eq!(rows[0], expected[0]);
+    assert_eq!(rows[400], expected[400]);
+    assert_eq!(rows.last(), expected.last());
+    assert_eq!(rows, expected);
+    assert!(hashes.iter().all(|h| *h == hash));
+    assert_eq!(count(&wh, "features_staging").await, 0);
+    let watermark = db
+        .store
+        .watermark(&sync::features::watermark_job(&hash), &btc(), Interval::H1)
+        .await
+        .expect("watermark");
+    let newest = all[899].open_time;
+    assert_eq!(watermark, Some(newest));
+
+    let again = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("second sync");
+    assert!(
+        (again.rows as usize) < 24 * 6,
+        "only the days a rebuild may have touched are sent again: {}",
+        again.detail
+    );
+    assert_eq!(count(&wh, "features").await, expected.len() as i64);
+    assert_eq!(distinct_feature_keys(&wh).await, expected.len() as i64);
+    assert_eq!(warehouse_features(&wh, &columns).await.1, expected);
+
+    db.store
+        .upsert_candles(&all[900..])
+        .await
+        .expect("new candles");
+    export_and_build(&db.store, &lake, vec![1, 3]).await;
+    let (_, _, grown) = lake_features(&lake).await;
+    assert_eq!(grown.len(), expected.len() + 100);
+    let third = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("third sync");
+    assert!(third.rows >= 100, "{}", third.detail);
+    assert_eq!(count(&wh, "features").await, grown.len() as i64);
+    assert_eq!(distinct_feature_keys(&wh).await, grown.len() as i64);
+    // The rows that were newest before now have their targets, sent again with the new rows.
+    let rows = warehouse_features(&wh, &columns).await.1;
+    assert_eq!(rows, grown);
+    assert!(rows[expected.len() - 1].1.iter().all(Option::is_some));
+}
+
+#[tokio::test]
+async fn a_feature_definition_the_warehouse_table_does_not_match_is_a_clear_error() {
+    let db = TestDb::postgres().await;
+    let wh = TestWarehouse::new().await;
+    db.load_bundled("BTCUSDT", 200).await;
+    let ctx = context(&db.store, wh.config(300));
+
+    let dir = tempfile::tempdir().expect("lake dir");
+    let lake = file_lake(dir.path()).await;
+    let tables = features_only(&lake);
+    export_and_build(&db.store, &lake, vec![1]).await;
+    sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("first definition");
+
+    build_features(&lake, vec![1, 3]).await;
+    let err = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect_err("a new target column");
+    let message = err.to_string();
+    assert!(matches!(err, Error::WarehouseSchema { .. }), "{message}");
+    assert!(
+        message.contains("\"pricecast\".\"features\"") && message.contains("price_t+3"),
+        "{message}"
+    );
+
+    sqlx::query("DROP TABLE pricecast.features, pricecast.features_staging")
+        .execute(&wh.pool)
+        .await
+        .expect("drop");
+    sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect("the wider definition");
+    build_features(&lake, vec![1]).await;
+    let err = sync::run_tables(&ctx, &plan(), &tables)
+        .await
+        .expect_err("a dropped target column");
+    let message = err.to_string();
+    assert!(
+        message.contains("\"pricecast\".\"features\"") && message.contains("price_t+3"),
+        "{message}"
+    );
 }
