@@ -93,31 +93,34 @@ fn window(n: u32) -> RollingOptionsFixedWindow {
     }
 }
 
-/// The expression computing one feature from the prepared columns. It is computed on every
-/// row; rows whose window or lag reaches across a gap are dropped afterwards by their gap check
-/// ([`gaps_needed`]), and non-finite values (a volume z-score over equal volumes) by the
-/// finiteness check, so no per-feature masking is needed.
+/// The expression computing one feature from the prepared columns.
 fn feature_expr(kind: FeatureKind) -> Expr {
     let close = || col(CLOSE);
+    let valid = |k: u32| col(gap_column(k));
     match kind {
-        FeatureKind::Lag(k) => close().shift(lit(i64::from(k))),
-        FeatureKind::MovingAverage(n) => col(mean_column(n)),
-        FeatureKind::LogReturn(k) => {
-            (close() / close().shift(lit(i64::from(k)))).log(lit(std::f64::consts::E))
-        }
-        FeatureKind::MovingAverageRatio(n) => close() / col(mean_column(n)),
-        FeatureKind::Volatility(n) => col(RETURN_1).rolling_std(window(n)),
+        FeatureKind::Lag(k) => only_if(valid(k), close().shift(lit(i64::from(k)))),
+        FeatureKind::MovingAverage(n) => only_if(valid(n - 1), col(mean_column(n))),
+        FeatureKind::LogReturn(k) => only_if(
+            valid(k),
+            (close() / close().shift(lit(i64::from(k)))).log(lit(std::f64::consts::E)),
+        ),
+        FeatureKind::MovingAverageRatio(n) => only_if(valid(n - 1), close() / col(mean_column(n))),
+        FeatureKind::Volatility(n) => only_if(valid(n), col(RETURN_1).rolling_std(window(n))),
         FeatureKind::Rsi(n) => {
             let gain = col(GAIN).rolling_mean(window(n));
             let loss = col(LOSS).rolling_mean(window(n));
-            when(loss.clone().lt_eq(lit(0.0)))
+            let rsi = when(loss.clone().lt_eq(lit(0.0)))
                 .then(lit(100.0))
-                .otherwise(lit(100.0) - lit(100.0) / (lit(1.0) + gain / loss))
+                .otherwise(lit(100.0) - lit(100.0) / (lit(1.0) + gain / loss));
+            only_if(valid(n), rsi)
         }
         FeatureKind::VolumeZ(n) => {
             let mean = col(VOLUME).rolling_mean(window(n));
             let std = col(VOLUME).rolling_std(window(n));
-            (col(VOLUME) - mean) / std
+            only_if(
+                valid(n - 1).and(std.clone().gt(lit(0.0))),
+                (col(VOLUME) - mean) / std,
+            )
         }
         FeatureKind::Hour => col(OPEN_TIME).dt().hour().cast(DataType::Int32),
         FeatureKind::DayOfWeek => col(OPEN_TIME).dt().weekday().cast(DataType::Int32) - lit(1i32),
@@ -210,13 +213,17 @@ pub fn feature_frame(candles: LazyFrame, interval: Interval, spec: &FeatureSpec)
         );
     }
 
-    let mut computed: Vec<Expr> = kinds
-        .iter()
-        .filter_map(|(name, kind)| kind.map(|kind| feature_expr(kind).alias(name.as_str())))
-        .collect();
+    let mut outputs = vec![col(OPEN_TIME), col(CLOSE)];
+    for (name, kind) in &kinds {
+        outputs.push(match kind {
+            Some(kind) => feature_expr(*kind).alias(name.as_str()),
+            // Selecting a column that does not exist fails the collect, naming it.
+            None => col(name.as_str()),
+        });
+    }
     for &h in &spec.horizons {
         let h = i64::from(h);
-        computed.push(
+        outputs.push(
             only_if(
                 (col(SLOT).shift(lit(-h)) - col(SLOT)).eq(lit(h * step)),
                 col(CLOSE).shift(lit(-h)),
@@ -224,22 +231,11 @@ pub fn feature_frame(candles: LazyFrame, interval: Interval, spec: &FeatureSpec)
             .alias(target_name(h as u32)),
         );
     }
-    // A row is kept when every gap check its features need holds and every feature is finite;
-    // a column that does not exist fails the collect, naming it.
-    let mut complete: Vec<Expr> = gaps.iter().map(|&k| col(gap_column(k))).collect();
-    complete.extend(
-        kinds
-            .iter()
-            .filter(|(_, kind)| !matches!(kind, Some(FeatureKind::Hour | FeatureKind::DayOfWeek)))
-            .map(|(name, _)| col(name.as_str()).cast(DataType::Float64).is_finite()),
-    );
-    let mut outputs = vec![col(OPEN_TIME), col(CLOSE)];
-    outputs.extend(spec.features.iter().map(|name| col(name.as_str())));
-    outputs.extend(
-        spec.target_names()
-            .into_iter()
-            .map(|name| col(name.as_str())),
-    );
+    let complete: Vec<Expr> = spec
+        .features
+        .iter()
+        .map(|name| col(name.as_str()).cast(DataType::Float64).is_finite())
+        .collect();
 
     let mut frame = candles
         .select(inputs)
@@ -248,12 +244,11 @@ pub fn feature_frame(candles: LazyFrame, interval: Interval, spec: &FeatureSpec)
     if !changes.is_empty() {
         frame = frame.with_columns(changes);
     }
-    let frame = frame.with_columns(computed);
-    let frame = match all_horizontal(complete) {
+    let frame = frame.select(outputs);
+    match all_horizontal(complete) {
         Ok(all_complete) if !spec.features.is_empty() => frame.filter(all_complete),
         _ => frame,
-    };
-    frame.select(outputs)
+    }
 }
 
 /// A candle frame (`open_time`, `close`, `volume`) from store candles, oldest first. Prices
