@@ -434,7 +434,7 @@ fn explain_store_error(error: &object_store::Error) -> String {
     } else if has("InvalidAccessKeyId")
         || has("SignatureDoesNotMatch")
         || has("AccessDenied")
-        || has("403")
+        || has("403 Forbidden")
     {
         format!(
             "the credentials were refused; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({text})"
@@ -536,6 +536,23 @@ async fn create_bucket(args: &LakeArgs, bucket: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_connection_is_not_mistaken_for_refused_credentials() {
+        // The elapsed time in the message happens to contain "403".
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing GET http://127.0.0.1:9/b in 460.104037ms, after 3 retries - \
+                     HTTP error: error sending request: tcp connect error: Connection refused"
+                .into(),
+        };
+        assert!(explain_store_error(&refused).starts_with("the endpoint does not answer"));
+        let forbidden = object_store::Error::Generic {
+            store: "S3",
+            source: "Client error with status 403 Forbidden: <Error/>".into(),
+        };
+        assert!(explain_store_error(&forbidden).starts_with("the credentials were refused"));
+    }
     use clap::Parser;
 
     #[derive(Parser, Debug)]
