@@ -198,8 +198,7 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         features: FeatureSelection::Price,
         eval_windows: DEMO_EVAL_WINDOWS,
         eval_window_rows: DEMO_EVAL_WINDOW_ROWS,
-        experiment: RegistryArgs::local().mlflow_experiment_name,
-        model_name: RegistryArgs::local(),
+        registry: RegistryArgs::local(),
         force_promote: false,
     };
     let outcome =

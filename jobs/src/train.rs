@@ -201,10 +201,8 @@ pub struct TrainPlan {
     pub eval_windows: usize,
     /// Rows per window.
     pub eval_window_rows: usize,
-    /// Experiment name.
-    pub experiment: String,
-    /// Registered model name pattern.
-    pub model_name: RegistryArgs,
+    /// The registry's experiment name and registered model name pattern.
+    pub registry: RegistryArgs,
     /// Promote regardless of the numbers.
     pub force_promote: bool,
 }
@@ -231,8 +229,7 @@ impl TrainPlan {
             features: options.model_features.clone(),
             eval_windows: options.eval_windows,
             eval_window_rows: options.eval_window_rows,
-            experiment: registry.mlflow_experiment_name.clone(),
-            model_name: registry.clone(),
+            registry: registry.clone(),
             force_promote: options.force_promote,
         })
     }
@@ -509,7 +506,7 @@ pub async fn train_series(
     let data =
         read_training_data(&ctx.lake, symbol, interval, &plan.features, plan.horizon).await?;
     let dataset = Arc::new(data.dataset.clone());
-    let model_name = plan.model_name.model_name_for(symbol, interval);
+    let model_name = plan.registry.model_name_for(symbol, interval);
     tracing::info!(
         %symbol, %interval, rows = dataset.rows(), features = dataset.features(),
         model_type = plan.params.kind.as_str(), "training"
@@ -565,7 +562,9 @@ pub async fn record(
     fitted: &FittedSeries,
     champion_mae: Option<f64>,
 ) -> Result<SeriesReport> {
-    let experiment = registry.experiment(&context.plan.experiment).await?;
+    let experiment = registry
+        .experiment(&context.plan.registry.mlflow_experiment_name)
+        .await?;
     let run = registry.start_run(&experiment, &run_tags(context)).await?;
     match log_run(registry, &run, context, fitted).await {
         Ok(()) => registry.finish_run(&run, RunStatus::Finished).await?,

@@ -127,8 +127,7 @@ impl TrainedPipeline {
             features: FeatureSelection::Price,
             eval_windows: EVAL_WINDOWS,
             eval_window_rows: EVAL_WINDOW_ROWS,
-            experiment: RegistryArgs::local().mlflow_experiment_name,
-            model_name: RegistryArgs::local(),
+            registry: RegistryArgs::local(),
             force_promote,
         };
         train::run(&ctx, &plan).await.expect("train a model")

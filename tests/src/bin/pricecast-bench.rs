@@ -1035,8 +1035,7 @@ fn predict_train_plan(force: bool) -> Result<TrainPlan> {
         features: FeatureSelection::Price,
         eval_windows: 4,
         eval_window_rows: 168,
-        experiment: RegistryArgs::local().mlflow_experiment_name,
-        model_name: RegistryArgs::local(),
+        registry: RegistryArgs::local(),
         force_promote: force,
     })
 }

@@ -162,6 +162,7 @@ async fn export_and_build(store: &Store, lake: &Lake) {
 fn train_plan(experiment: &str, model: &str) -> TrainPlan {
     let mut registry = RegistryArgs::local();
     registry.model_name = model.to_owned();
+    registry.mlflow_experiment_name = experiment.to_owned();
     TrainPlan {
         symbols: vec![btc()],
         intervals: vec![Interval::H1],
@@ -170,8 +171,7 @@ fn train_plan(experiment: &str, model: &str) -> TrainPlan {
         features: FeatureSelection::Price,
         eval_windows: WINDOWS,
         eval_window_rows: WINDOW_ROWS,
-        experiment: experiment.to_owned(),
-        model_name: registry,
+        registry,
         force_promote: false,
     }
 }
