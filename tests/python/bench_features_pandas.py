@@ -1,10 +1,11 @@
-"""pandas' side of `pricecast-bench features-frame`: the same features, gap rule and row
-filter as Pricecast's polars pipeline, on the same candles, timed best of RUNS.
+"""pandas' side of `pricecast-bench features-frame`: the same features, gap rule, unusable
+candle rule and row check as Pricecast's polars pipeline, computed the same way (features on
+every row, one row check; RSI from one rolling sum), on the same candles, timed best of RUNS.
 
 usage: bench_features_pandas.py CANDLES.parquet RUNS INTERVAL_MS
 
 Prints JSON: {"rows": candles, "all_s": best time for every feature and the t+1 target,
-"all_rows": rows kept, "seed_s": best time for the seed app's five lags and MA10 (as the seed
+"all_rows": rows kept, "all_sums": the sum of each column of the full frame but open_time, "seed_s": best time for the seed app's five lags and MA10 (as the seed
 app computes them: shift and rolling, no gap checks)}.
 """
 
@@ -19,40 +20,40 @@ import pandas as pd
 def all_features(df: pd.DataFrame, step: int) -> pd.DataFrame:
     t = (df["open_time"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
     close, volume = df["close"], df["volume"]
+    # An unusable close or volume is a missing candle: no slot, later slots one step on.
+    usable = (close > 0) & np.isfinite(close) & (volume >= 0) & np.isfinite(volume)
+    slot = (t + step * (~usable).cumsum()).where(usable)
+    close, volume = close.where(usable, 1.0), volume.where(usable, 0.0)
     out = pd.DataFrame({"open_time": df["open_time"], "close": close})
 
-    def gap(k):
-        return (t - t.shift(k)) == k * step
+    def consecutive(k):
+        return (slot - slot.shift(k)) == k * step
 
-    def only_if(cond, value):
-        return value.where(cond)
-
+    # Every feature on every row; the rows whose history crosses a gap are dropped once.
     for k in range(1, 6):
-        out[f"price_t-{k}"] = only_if(gap(k), close.shift(k))
-    out["ma_10"] = only_if(gap(9), close.rolling(10).mean())
+        out[f"price_t-{k}"] = close.shift(k)
+    ma = {n: close.rolling(n).mean() for n in (5, 10, 20, 50)}
+    out["ma_10"] = ma[10]
     for k in (1, 2, 3, 5, 10):
-        out[f"log_ret_{k}"] = only_if(gap(k), np.log(close / close.shift(k)))
-    ma = {n: only_if(gap(n - 1), close.rolling(n).mean()) for n in (5, 10, 20, 50)}
+        out[f"log_ret_{k}"] = np.log(close / close.shift(k))
     for n in (5, 20, 50):
         out[f"ma_{n}"] = ma[n]
     for n in (5, 10, 20, 50):
         out[f"ma_ratio_{n}"] = close / ma[n]
-    ret1 = only_if(gap(1), np.log(close / close.shift(1)))
+    ret1 = np.log(close / close.shift(1)).fillna(0.0)
     for n in (10, 20):
-        out[f"volatility_{n}"] = only_if(gap(n), ret1.rolling(n).std())
-    change = close.diff()
-    gain = change.clip(lower=0).rolling(14).mean()
-    loss = (-change).clip(lower=0).rolling(14).mean()
-    rsi = (100 - 100 / (1 + gain / loss)).where(loss > 0, 100.0)
-    out["rsi_14"] = only_if(gap(14), rsi)
+        out[f"volatility_{n}"] = ret1.rolling(n).std()
+    moved = close.diff().abs().fillna(0.0).rolling(14).sum()
+    net = close - close.shift(14)
+    out["rsi_14"] = (50 * (1 + net / moved)).where(moved - net > 0, 100.0)
     mean, std = volume.rolling(20).mean(), volume.rolling(20).std()
-    out["volume_z_20"] = only_if(gap(19) & (std > 0), (volume - mean) / std)
+    out["volume_z_20"] = ((volume - mean) / std).where(std > 0)
     out["hour"] = df["open_time"].dt.hour
     out["day_of_week"] = df["open_time"].dt.dayofweek
-    out["price_t+1"] = close.shift(-1).where((t.shift(-1) - t) == step)
+    out["price_t+1"] = close.shift(-1).where(consecutive(-1))
     features = out.columns[2:-1]
-    complete = np.isfinite(out[features].astype("float64")).all(axis=1)
-    return out[complete]
+    keep = consecutive(49) & out[features].notna().all(axis=1)  # ma_50 reads 49 earlier
+    return out[keep]
 
 
 def seed_features(df: pd.DataFrame) -> pd.DataFrame:
@@ -77,7 +78,18 @@ def main() -> None:
     df = pd.read_parquet(path)
     all_s, frame = best_of(runs, lambda: all_features(df, step))
     seed_s, _ = best_of(runs, lambda: seed_features(df))
-    print(json.dumps({"rows": len(df), "all_s": all_s, "all_rows": len(frame), "seed_s": seed_s}))
+    sums = {name: float(frame[name].astype("float64").sum()) for name in frame.columns[1:]}
+    print(
+        json.dumps(
+            {
+                "rows": len(df),
+                "all_s": all_s,
+                "all_rows": len(frame),
+                "all_sums": sums,
+                "seed_s": seed_s,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 //! The feature definition: one polars lazy pipeline from candles to features and targets,
 //! used by the features job over the lake, by training and by the API on the newest candles.
 //!
-//! Every lag, target and window checks the open times it spans, so nothing is ever read
-//! across a gap: the close `k` candles earlier is used only when its open time is exactly `k`
-//! intervals before (calendar months for `1M`), and a window of `n` candles only when those `n`
-//! candles are consecutive. What cannot be computed is null; a row with any null or non-finite
-//! selected feature is dropped (never filled), while a row whose target is null (the newest
-//! rows, or a target across a gap) is kept, since serving needs the newest row and training
-//! drops what has no target.
+//! Nothing is ever read across a gap: a row is kept only when the candles its longest lag or
+//! window reads are consecutive (its open time is exactly that many intervals after the
+//! first one's; calendar months for `1M`), and a target only when the candle `h` later is
+//! exactly `h` intervals later. A candle whose close is not a finite positive number (or whose
+//! volume, when `volume_z_20` is selected, is not a finite non-negative one) counts as
+//! missing, like a gap. Features are computed on every row and the rows that fail the check,
+//! or have a feature that is not set (a volume z-score over equal volumes), are dropped once,
+//! never filled; a row whose target is null (the newest rows, or a target across a gap) is
+//! kept, since serving needs the newest row and training drops what has no target.
 //!
 //! Formulas (`n`, `k`, `h` in candles):
 //! - `price_t-k`: the close `k` candles earlier.
@@ -18,9 +20,11 @@
 //!   one-candle log returns.
 //! - `rsi_14`: Cutler's RSI: simple means of the gains and of the losses over the last 14
 //!   close-to-close changes, `100 − 100 / (1 + mean gain / mean loss)`, and 100 when the window
-//!   has no loss (a flat window included). Unlike Wilder's smoothing, which depends on every
-//!   earlier candle, it reads only its window, so a frame rebuilt from any starting point gives
-//!   the same values.
+//!   has no loss (a flat window included). Computed as `50 · (1 + net / moved)` from the net
+//!   change over the window and the sum of the absolute changes, which is the same ratio
+//!   (gains + losses = moved, gains − losses = net) with one rolling sum instead of two.
+//!   Unlike Wilder's smoothing, which depends on every earlier candle, it reads only its
+//!   window, so a frame rebuilt from any starting point gives the same values.
 //! - `volume_z_20`: `(volume − mean) / std` over the last 20 volumes (sample std); null when
 //!   the volumes are all equal (std 0).
 //! - `hour` (0–23) and `day_of_week` (Monday = 0 … Sunday = 6, as pandas' `dayofweek`), UTC.
@@ -42,15 +46,26 @@ pub const VOLUME: &str = "volume";
 
 /// Internal columns, dropped before the frame is returned.
 const SLOT: &str = "_slot";
+const KEEP: &str = "_keep";
 const RETURN_1: &str = "_ret_1";
-const GAIN: &str = "_gain";
-const LOSS: &str = "_loss";
+const MOVE_1: &str = "_move_1";
+
+/// Milliseconds in an hour and in a day, for the calendar features.
+const MS_PER_HOUR: i64 = 3_600_000;
+const MS_PER_DAY: i64 = 86_400_000;
+/// 1970-01-01, day 0 of the epoch, was a Thursday: day 3 when Monday is 0.
+const EPOCH_WEEKDAY: i64 = 3;
 
 fn polars_error(operation: &str) -> impl Fn(PolarsError) -> Error + '_ {
     move |e| Error::Features {
         operation: operation.to_owned(),
         message: e.to_string(),
     }
+}
+
+/// The open time in ms since the epoch, whatever the frame's time unit.
+fn open_time_ms() -> Expr {
+    col(OPEN_TIME).dt().timestamp(TimeUnit::Milliseconds)
 }
 
 /// `slot` and the distance between consecutive candles in it: open time in ms for
@@ -62,27 +77,26 @@ fn slot(interval: Interval) -> (Expr, i64) {
                 + col(OPEN_TIME).dt().month().cast(DataType::Int64),
             1,
         ),
-        _ => (col(OPEN_TIME).cast(DataType::Int64), interval.duration_ms()),
+        _ => (open_time_ms(), interval.duration_ms()),
     }
 }
 
-fn gap_column(k: u32) -> String {
-    format!("_gap_{k}")
+/// True where the candle `k` rows away (earlier for `k > 0`, later for `k < 0`) opened
+/// exactly `|k|` intervals away: since open times are aligned to the interval and strictly
+/// increasing, the `|k| + 1` candles from there to here are then consecutive, so a lag or
+/// window of up to `|k|` candles does not cross a gap. Missing candles (unusable values) have
+/// no slot and push every later slot one step on, so they fail this check like a gap.
+fn consecutive(k: i64, step: i64) -> Expr {
+    (col(SLOT) - col(SLOT).shift(lit(k))).eq(lit(k * step))
+}
+
+fn only_if(condition: Expr, value: Expr) -> Expr {
+    when(condition).then(value).otherwise(lit(Null {}))
 }
 
 /// The rolling mean of `n` closes, computed once for the average and its ratio to the close.
 fn mean_column(n: u32) -> String {
     format!("_ma_{n}")
-}
-
-/// True where the candle `k` rows earlier opened exactly `k` intervals earlier: lag `k`
-/// exists, and the `k + 1` candles ending here are consecutive.
-fn gap_check(k: u32, step: i64) -> Expr {
-    (col(SLOT) - col(SLOT).shift(lit(i64::from(k)))).eq(lit(i64::from(k) * step))
-}
-
-fn only_if(condition: Expr, value: Expr) -> Expr {
-    when(condition).then(value).otherwise(lit(Null {}))
 }
 
 fn window(n: u32) -> RollingOptionsFixedWindow {
@@ -93,61 +107,58 @@ fn window(n: u32) -> RollingOptionsFixedWindow {
     }
 }
 
-/// The expression computing one feature from the prepared columns.
+/// The expression computing one feature from the prepared columns, on every row: the rows
+/// whose lags or windows reach across a gap or before the first candle
+/// ([`FeatureKind::history`] longer than the run of consecutive candles) are dropped
+/// afterwards, once for all features, as are rows with a feature not set (a volume z-score
+/// over equal volumes).
 fn feature_expr(kind: FeatureKind) -> Expr {
     let close = || col(CLOSE);
-    let valid = |k: u32| col(gap_column(k));
     match kind {
-        FeatureKind::Lag(k) => only_if(valid(k), close().shift(lit(i64::from(k)))),
-        FeatureKind::MovingAverage(n) => only_if(valid(n - 1), col(mean_column(n))),
-        FeatureKind::LogReturn(k) => only_if(
-            valid(k),
-            (close() / close().shift(lit(i64::from(k)))).log(lit(std::f64::consts::E)),
-        ),
-        FeatureKind::MovingAverageRatio(n) => only_if(valid(n - 1), close() / col(mean_column(n))),
-        FeatureKind::Volatility(n) => only_if(valid(n), col(RETURN_1).rolling_std(window(n))),
+        FeatureKind::Lag(k) => close().shift(lit(i64::from(k))),
+        FeatureKind::MovingAverage(n) => col(mean_column(n)),
+        FeatureKind::LogReturn(k) => {
+            (close() / close().shift(lit(i64::from(k)))).log(lit(std::f64::consts::E))
+        }
+        FeatureKind::MovingAverageRatio(n) => close() / col(mean_column(n)),
+        FeatureKind::Volatility(n) => col(RETURN_1).rolling_std(window(n)),
         FeatureKind::Rsi(n) => {
-            let gain = col(GAIN).rolling_mean(window(n));
-            let loss = col(LOSS).rolling_mean(window(n));
-            let rsi = when(loss.clone().lt_eq(lit(0.0)))
+            // Over the window the gains plus the losses are the sum of the absolute changes,
+            // and the gains minus the losses are the net change, so one rolling sum gives
+            // both: mean gain / mean loss = (moved + net) / (moved - net).
+            let moved = col(MOVE_1).rolling_sum(window(n));
+            let net = close() - close().shift(lit(i64::from(n)));
+            when((moved.clone() - net.clone()).lt_eq(lit(0.0)))
                 .then(lit(100.0))
-                .otherwise(lit(100.0) - lit(100.0) / (lit(1.0) + gain / loss));
-            only_if(valid(n), rsi)
+                .otherwise(lit(50.0) * (lit(1.0) + net / moved))
         }
         FeatureKind::VolumeZ(n) => {
             let mean = col(VOLUME).rolling_mean(window(n));
             let std = col(VOLUME).rolling_std(window(n));
-            only_if(
-                valid(n - 1).and(std.clone().gt(lit(0.0))),
-                (col(VOLUME) - mean) / std,
-            )
+            // Equal volumes: std 0, no z-score (null, so the row is dropped).
+            only_if(std.clone().gt(lit(0.0)), (col(VOLUME) - mean) / std)
         }
-        FeatureKind::Hour => col(OPEN_TIME).dt().hour().cast(DataType::Int32),
-        FeatureKind::DayOfWeek => col(OPEN_TIME).dt().weekday().cast(DataType::Int32) - lit(1i32),
-    }
-}
-
-/// The gap checks a feature needs, by distance in candles.
-fn gaps_needed(kind: FeatureKind) -> Vec<u32> {
-    match kind {
-        FeatureKind::Lag(k) | FeatureKind::LogReturn(k) => vec![k],
-        FeatureKind::MovingAverage(n)
-        | FeatureKind::MovingAverageRatio(n)
-        | FeatureKind::VolumeZ(n) => vec![n - 1],
-        FeatureKind::Volatility(n) | FeatureKind::Rsi(n) => vec![1, n],
-        FeatureKind::Hour | FeatureKind::DayOfWeek => Vec::new(),
+        // Integer arithmetic on the UTC epoch milliseconds: the same as polars' `dt().hour()`
+        // and `dt().weekday()` in UTC, without a calendar conversion per row.
+        FeatureKind::Hour => {
+            (open_time_ms().floor_div(lit(MS_PER_HOUR)) % lit(24i64)).cast(DataType::Int32)
+        }
+        FeatureKind::DayOfWeek => {
+            ((open_time_ms().floor_div(lit(MS_PER_DAY)) + lit(EPOCH_WEEKDAY)) % lit(7i64))
+                .cast(DataType::Int32)
+        }
     }
 }
 
 /// Features and targets of one series (one symbol and interval).
 ///
-/// `candles` holds `open_time` (Datetime, ms, UTC, as in the lake's files and
-/// [`candle_frame`]), `close`, and
-/// `volume` when `volume_z_20` is selected, sorted by `open_time` without duplicates (the lake's
-/// files are; other columns are ignored). Prices may be decimals or floats: they are cast to
-/// Float64. The frame has `open_time`, `close`, the selected features in `spec` order, then one
-/// `price_t+h` per horizon; see the module documentation for the formulas and the gap rule.
-/// Unknown feature names make the collect fail (check with [`FeatureSpec::validate`] first).
+/// `candles` holds `open_time` (Datetime, UTC, as in the lake's files and [`candle_frame`]),
+/// `close`, and `volume` when `volume_z_20` is selected, sorted by `open_time` without
+/// duplicates (the lake's files are; other columns are ignored). Prices may be decimals or
+/// floats: they are cast to Float64. The frame has `open_time`, `close`, the selected features
+/// in `spec` order, then one `price_t+h` per horizon; see the module documentation for the
+/// formulas and the gap rule. Unknown feature names make the collect fail (check with
+/// [`FeatureSpec::validate`] first).
 pub fn feature_frame(candles: LazyFrame, interval: Interval, spec: &FeatureSpec) -> LazyFrame {
     let kinds: Vec<(String, Option<FeatureKind>)> = spec
         .features
@@ -161,20 +172,6 @@ pub fn feature_frame(candles: LazyFrame, interval: Interval, spec: &FeatureSpec)
     }
     let (slot_expr, step) = slot(interval);
 
-    let mut gaps: Vec<u32> = kinds
-        .iter()
-        .filter_map(|(_, kind)| *kind)
-        .flat_map(gaps_needed)
-        .collect();
-    gaps.sort_unstable();
-    gaps.dedup();
-    let needs_returns = kinds
-        .iter()
-        .any(|(_, kind)| matches!(kind, Some(FeatureKind::Volatility(_) | FeatureKind::Rsi(_))));
-    let prepared: Vec<Expr> = gaps
-        .iter()
-        .map(|&k| gap_check(k, step).alias(gap_column(k)))
-        .collect();
     let mut means: Vec<u32> = kinds
         .iter()
         .filter_map(|(_, kind)| match kind {
@@ -184,71 +181,99 @@ pub fn feature_frame(candles: LazyFrame, interval: Interval, spec: &FeatureSpec)
         .collect();
     means.sort_unstable();
     means.dedup();
-    let mut changes: Vec<Expr> = means
+    let mut prepared: Vec<Expr> = means
         .iter()
         .map(|&n| col(CLOSE).rolling_mean(window(n)).alias(mean_column(n)))
         .collect();
-    if needs_returns {
-        let change = col(CLOSE) - col(CLOSE).shift(lit(1i64));
-        changes.push(
-            only_if(
-                col(gap_column(1)),
-                (col(CLOSE) / col(CLOSE).shift(lit(1i64))).log(lit(std::f64::consts::E)),
-            )
-            .alias(RETURN_1),
+    let needs = |wanted: fn(FeatureKind) -> bool| kinds.iter().any(|(_, k)| k.is_some_and(wanted));
+    // The first row has no previous close: 0 stands in, and every window holding it is
+    // dropped with its row. A column without nulls takes polars' faster rolling kernels.
+    if needs(|k| matches!(k, FeatureKind::Volatility(_))) {
+        prepared.push(
+            (col(CLOSE) / col(CLOSE).shift(lit(1i64)))
+                .log(lit(std::f64::consts::E))
+                .fill_null(lit(0.0))
+                .alias(RETURN_1),
         );
-        // Gains and losses of each close-to-close change; windows that span a gap are
-        // nulled by their own check.
-        changes.push(
-            when(change.clone().gt(lit(0.0)))
-                .then(change.clone())
-                .otherwise(lit(0.0))
-                .alias(GAIN),
+    }
+    if needs(|k| matches!(k, FeatureKind::Rsi(_))) {
+        prepared.push(
+            (col(CLOSE) - col(CLOSE).shift(lit(1i64)))
+                .abs()
+                .fill_null(lit(0.0))
+                .alias(MOVE_1),
         );
-        changes.push(
-            when(change.clone().lt(lit(0.0)))
-                .then(lit(0.0) - change)
-                .otherwise(lit(0.0))
-                .alias(LOSS),
+    }
+
+    let mut computed = Vec::new();
+    for (name, kind) in &kinds {
+        if let Some(kind) = kind {
+            computed.push(feature_expr(*kind).alias(name.as_str()));
+        }
+    }
+    for &h in &spec.horizons {
+        let h = i64::from(h);
+        computed.push(
+            only_if(consecutive(-h, step), col(CLOSE).shift(lit(-h))).alias(target_name(h as u32)),
         );
     }
 
     let mut outputs = vec![col(OPEN_TIME), col(CLOSE)];
-    for (name, kind) in &kinds {
-        outputs.push(match kind {
-            Some(kind) => feature_expr(*kind).alias(name.as_str()),
-            // Selecting a column that does not exist fails the collect, naming it.
-            None => col(name.as_str()),
-        });
-    }
-    for &h in &spec.horizons {
-        let h = i64::from(h);
-        outputs.push(
-            only_if(
-                (col(SLOT).shift(lit(-h)) - col(SLOT)).eq(lit(h * step)),
-                col(CLOSE).shift(lit(-h)),
-            )
-            .alias(target_name(h as u32)),
+    // Selecting a column that does not exist fails the collect, naming it.
+    outputs.extend(spec.features.iter().map(|name| col(name.as_str())));
+    outputs.extend(spec.horizons.iter().map(|&h| col(target_name(h).as_str())));
+
+    // A close that is not a finite positive number, or a volume that is not a finite
+    // non-negative one, makes its candle missing. Its slot is null, and every later slot moves
+    // one step on, so no lag, window or target reaches across it (the slot distance only
+    // grows); its values are replaced by harmless finite ones that only dropped rows read.
+    // Every feature of a kept row is then finite, and the rolling kernels see no nulls.
+    let mut usable = col(CLOSE)
+        .gt(lit(0.0))
+        .and(col(CLOSE).lt(lit(f64::INFINITY)));
+    let mut sanitised = vec![
+        when(usable.clone())
+            .then(col(CLOSE))
+            .otherwise(lit(1.0))
+            .alias(CLOSE),
+    ];
+    if spec.needs_volume() {
+        let volume_usable = col(VOLUME)
+            .gt_eq(lit(0.0))
+            .and(col(VOLUME).lt(lit(f64::INFINITY)));
+        usable = usable.and(volume_usable);
+        sanitised.push(
+            when(usable.clone())
+                .then(col(VOLUME))
+                .otherwise(lit(0.0))
+                .alias(VOLUME),
         );
     }
-    let complete: Vec<Expr> = spec
+    let missing_so_far = usable.clone().not().cast(DataType::Int64).cum_sum(false);
+    sanitised.push(only_if(usable, slot_expr + lit(step) * missing_so_far).alias(SLOT));
+    // `with_columns` evaluates its expressions in parallel; `with_column` would not, and
+    // would make the stage it is merged into sequential.
+    let frame = candles
+        .select(inputs)
+        .with_columns(sanitised)
+        .with_columns(prepared)
+        .with_columns(computed);
+    // One check for the whole row: the candle is usable, enough consecutive usable candles
+    // precede it for the longest history, and every feature is set (a volume z-score over
+    // equal volumes is not).
+    let consecutive_history = match spec.history() as i64 {
+        0 => col(SLOT).is_not_null(),
+        history => consecutive(history, step),
+    };
+    let keep = spec
         .features
         .iter()
-        .map(|name| col(name.as_str()).cast(DataType::Float64).is_finite())
-        .collect();
-
-    let mut frame = candles
-        .select(inputs)
-        .with_column(slot_expr.alias(SLOT))
-        .with_columns(prepared);
-    if !changes.is_empty() {
-        frame = frame.with_columns(changes);
-    }
-    let frame = frame.select(outputs);
-    match all_horizontal(complete) {
-        Ok(all_complete) if !spec.features.is_empty() => frame.filter(all_complete),
-        _ => frame,
-    }
+        .fold(consecutive_history, |keep, name| {
+            keep.and(col(name.as_str()).is_not_null())
+        });
+    let mut with_keep = outputs.clone();
+    with_keep.push(keep.alias(KEEP));
+    frame.select(with_keep).filter(col(KEEP)).select(outputs)
 }
 
 /// A candle frame (`open_time`, `close`, `volume`) from store candles, oldest first. Prices
@@ -600,6 +625,41 @@ mod tests {
             } else {
                 assert_ne!(b.row(i), a.row(i), "row {t} reads candle 55");
             }
+        }
+    }
+
+    #[test]
+    fn an_unusable_close_or_volume_is_a_missing_candle() {
+        let candles = &real_slice()[..60];
+        let spec = FeatureSpec::all(vec![1]);
+        let mut without = candles.to_vec();
+        without.remove(50);
+        let expected = frame(&without, &spec);
+        assert!(expected.height() > 0);
+        for (column, bad) in [
+            (CLOSE, f64::NAN),
+            (CLOSE, 0.0),
+            (CLOSE, -1.0),
+            (CLOSE, f64::INFINITY),
+            (VOLUME, f64::NAN),
+            (VOLUME, -1.0),
+        ] {
+            let mut input = candle_frame(candles).expect("candles");
+            let mut values: Vec<f64> = input
+                .column(column)
+                .expect("column")
+                .f64()
+                .expect("f64")
+                .into_no_null_iter()
+                .collect();
+            values[50] = bad;
+            input
+                .with_column(Column::new(column.into(), values))
+                .expect("replace");
+            let got = feature_frame(input.lazy(), Interval::H1, &spec)
+                .collect()
+                .expect("features");
+            assert!(got.equals_missing(&expected), "{column} = {bad}");
         }
     }
 

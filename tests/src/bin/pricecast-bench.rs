@@ -998,6 +998,26 @@ fn features_frame(candles: usize, python: Option<PathBuf>) -> Result<()> {
             pandas["all_rows"]
         );
     }
+    // The same values, not only the same rows: every column's sum within float rounding.
+    let ours = feature_frame(
+        frame.clone().lazy(),
+        Interval::M1,
+        &FeatureSpec::all(vec![1]),
+    )
+    .collect()?;
+    let sums = pandas["all_sums"].as_object().context("all_sums")?;
+    for (name, theirs) in sums {
+        let theirs = theirs.as_f64().context("a column sum")?;
+        let column = ours
+            .column(name)?
+            .cast(&polars::prelude::DataType::Float64)?;
+        let sum: f64 = column.f64()?.iter().flatten().sum();
+        if (sum - theirs).abs() > 1e-9 * sum.abs().max(theirs.abs()).max(1.0) {
+            bail!(
+                "column {name} sums to {sum} here and {theirs} in pandas: the definitions differ"
+            );
+        }
+    }
     println!(
         "| implementation (best of {RUNS}) | candles | 24 features + target | rows/s | seed lags + MA10 | peak RSS | speed-up over pandas (all / seed) |"
     );
