@@ -186,11 +186,11 @@ impl ServedModels {
         name: &str,
         alias: &str,
     ) -> Result<bool, String> {
-        let held = self.slot(symbol, interval).unwrap_or_default();
-        let held = if alias == CHAMPION {
-            held.champion
+        let slot = self.slot(symbol, interval).unwrap_or_default();
+        let (held, other) = if alias == CHAMPION {
+            (slot.champion, slot.challenger)
         } else {
-            held.challenger
+            (slot.challenger, slot.champion)
         };
         let Some(version) = registry
             .get_alias(name, alias)
@@ -205,9 +205,16 @@ impl ServedModels {
         {
             return Ok(false);
         }
-        let loaded = RegisteredModel::load_version(registry, name, alias, version)
-            .await
-            .map_err(|e| error_chain(&e))?;
+        // The other alias often points at the same version (a new champion is the challenger
+        // just promoted): share its model rather than read the artifacts again.
+        let loaded = match other.filter(|o| o.version.version == version.version) {
+            Some(same) => {
+                RegisteredModel::with_model(registry, name, alias, version, same.model.clone())
+                    .await
+            }
+            None => RegisteredModel::load_version(registry, name, alias, version).await,
+        }
+        .map_err(|e| error_chain(&e))?;
         tracing::info!(
             model = name,
             alias,

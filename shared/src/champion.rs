@@ -13,6 +13,7 @@
 //! | `charts/last_window.svg` | the last evaluation window: actual, predicted, baseline |
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -73,8 +74,8 @@ pub struct RegisteredModel {
     pub alias: String,
     /// The version.
     pub version: ModelVersion,
-    /// The fitted model.
-    pub model: TrainedModel,
+    /// The fitted model, shared by every alias that points at this version.
+    pub model: Arc<TrainedModel>,
     /// The run's metrics (see [`metric`]).
     pub metrics: BTreeMap<String, f64>,
     /// The run's tags (data range, feature-set hash, promotion decision among them).
@@ -143,6 +144,18 @@ impl RegisteredModel {
             ),
             message: e.to_string(),
         })?;
+        Self::with_model(registry, model_name, alias, version, Arc::new(model)).await
+    }
+
+    /// A known version whose fitted model is already held (under another alias): reads only
+    /// its run's metrics and tags, which may have changed since (a promotion decision).
+    pub async fn with_model(
+        registry: &ModelRegistry,
+        model_name: &str,
+        alias: &str,
+        version: ModelVersion,
+        model: Arc<TrainedModel>,
+    ) -> Result<Self> {
         let run = registry.get_run(&version.run_id).await?;
         Ok(Self {
             model_name: model_name.to_owned(),

@@ -828,3 +828,23 @@ async fn a_registry_failing_after_load_keeps_the_champion_served() {
     let health = app.get("/health").await;
     assert_eq!(health.json["status"], "healthy", "{}", health.text);
 }
+
+#[tokio::test]
+async fn a_champion_that_is_also_the_challenger_is_loaded_once() {
+    let pipeline = TrainedPipeline::btc_hourly().await;
+    let models = pipeline.served_models();
+    models.refresh().await;
+    let (symbol, interval) = models.series()[0].clone();
+    let champion = models.champion(&symbol, interval).expect("a champion");
+    let challenger = models.challenger(&symbol, interval).expect("a challenger");
+    // The first version takes both aliases.
+    assert_eq!(champion.version.version, challenger.version.version);
+    assert_eq!(
+        (champion.alias.as_str(), challenger.alias.as_str()),
+        ("champion", "challenger")
+    );
+    assert!(
+        Arc::ptr_eq(&champion.model, &challenger.model),
+        "the same version was read and decoded twice"
+    );
+}
