@@ -5,8 +5,9 @@ every row, one row check; RSI from one rolling sum), on the same candles, timed 
 usage: bench_features_pandas.py CANDLES.parquet RUNS INTERVAL_MS
 
 Prints JSON: {"rows": candles, "all_s": best time for every feature and the t+1 target,
-"all_rows": rows kept, "all_sums": the sum of each column of the full frame but open_time, "seed_s": best time for the seed app's five lags and MA10 (as the seed
-app computes them: shift and rolling, no gap checks)}.
+"all_rows": rows kept, "all_sums": the sum of each column of the full frame but open_time,
+"seed_s": best time for the seed app's five lags and MA10 (as the seed app computes them: shift
+and rolling, no gap checks)}.
 """
 
 import json
