@@ -19,6 +19,7 @@ use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
 use pricecast_shared::model::ModelParams;
 use pricecast_shared::registry::{CHAMPION, LocalRegistry, ModelRegistry, RegistryArgs};
 use pricecast_shared::runner::JobSummary;
+use pricecast_shared::store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::TestDb;
@@ -66,36 +67,9 @@ impl TrainedPipeline {
             .expect("open the lake");
         let symbol: Symbol = "BTCUSDT".parse().expect("symbol");
         let interval = Interval::H1;
-        let cancel = CancellationToken::new();
-        export::run(
-            &ExportContext {
-                store: db.store.clone(),
-                lake: lake.clone(),
-                cancel: cancel.clone(),
-            },
-            &ExportPlan {
-                symbols: vec![symbol.clone()],
-                intervals: vec![interval],
-                range: ExportRange::Full,
-                settle: export::WATERMARK_SETTLE,
-            },
-        )
-        .await
-        .expect("export the candles");
-        features::run(
-            &FeaturesContext {
-                lake: lake.clone(),
-                cancel,
-            },
-            &FeaturesPlan {
-                symbols: vec![symbol.clone()],
-                intervals: vec![interval],
-                spec: FeatureSpec::default(),
-                full: false,
-            },
-        )
-        .await
-        .expect("build the feature frame");
+        export_and_build_features(&db.store, &lake, &symbol, interval, FeatureSpec::default())
+            .await
+            .expect("export the candles and build the feature frame");
         let registry = Arc::new(ModelRegistry::Local(LocalRegistry::new(lake.clone())));
         let pipeline = Self {
             db,
@@ -163,4 +137,54 @@ impl TrainedPipeline {
             .with_cache_ttl(Duration::ZERO)
             .with_models(models)
     }
+}
+
+/// Exports the candles of one series that `store` has not exported yet (all of them the first
+/// time; no settle delay, so candles just loaded count) to `lake`, then builds the features
+/// of what changed with `spec`: the export and features jobs as their cron runs would.
+pub async fn export_and_build_features(
+    store: &Store,
+    lake: &Lake,
+    symbol: &Symbol,
+    interval: Interval,
+    spec: FeatureSpec,
+) -> pricecast_shared::Result<()> {
+    export::run(
+        &ExportContext {
+            store: store.clone(),
+            lake: lake.clone(),
+            cancel: CancellationToken::new(),
+        },
+        &ExportPlan {
+            symbols: vec![symbol.clone()],
+            intervals: vec![interval],
+            range: ExportRange::Changed,
+            settle: chrono::Duration::zero(),
+        },
+    )
+    .await?;
+    build_features(lake, symbol, interval, spec).await
+}
+
+/// Builds the features of one series' lake candles with `spec` (only what changed).
+pub async fn build_features(
+    lake: &Lake,
+    symbol: &Symbol,
+    interval: Interval,
+    spec: FeatureSpec,
+) -> pricecast_shared::Result<()> {
+    features::run(
+        &FeaturesContext {
+            lake: lake.clone(),
+            cancel: CancellationToken::new(),
+        },
+        &FeaturesPlan {
+            symbols: vec![symbol.clone()],
+            intervals: vec![interval],
+            spec,
+            full: false,
+        },
+    )
+    .await?;
+    Ok(())
 }

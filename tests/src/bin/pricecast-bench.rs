@@ -32,8 +32,6 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
-use pricecast_jobs::export::{self, ExportContext, ExportPlan, ExportRange};
-use pricecast_jobs::features::{self, FeaturesContext, FeaturesPlan};
 use pricecast_jobs::train::{self, FeatureSelection, TrainContext, TrainPlan};
 use pricecast_shared::champion::RegisteredModel;
 use pricecast_shared::domain::Interval;
@@ -44,6 +42,7 @@ use pricecast_shared::registry::{CHAMPION, LocalRegistry, ModelRegistry, Registr
 use pricecast_shared::store::CandleQuery;
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::{FakeBinance, synthetic_series};
+use pricecast_tests::pipeline::export_and_build_features;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
@@ -1065,33 +1064,12 @@ async fn trained_lake() -> Result<TrainedLake> {
     db.load_bundled(PREDICT_SERIES, 26_279).await;
     let dir = tempfile::tempdir()?;
     let lake = Lake::open(&LakeArgs::for_url(LakeUrl::Local(dir.path().to_path_buf()))).await?;
-    let cancel = CancellationToken::new();
-    let symbols = vec![PREDICT_SERIES.parse()?];
-    export::run(
-        &ExportContext {
-            store: db.store.clone(),
-            lake: lake.clone(),
-            cancel: cancel.clone(),
-        },
-        &ExportPlan {
-            symbols: symbols.clone(),
-            intervals: vec![Interval::H1],
-            range: ExportRange::Full,
-            settle: export::WATERMARK_SETTLE,
-        },
-    )
-    .await?;
-    features::run(
-        &FeaturesContext {
-            lake: lake.clone(),
-            cancel: cancel.clone(),
-        },
-        &FeaturesPlan {
-            symbols,
-            intervals: vec![Interval::H1],
-            spec: FeatureSpec::default(),
-            full: false,
-        },
+    export_and_build_features(
+        &db.store,
+        &lake,
+        &PREDICT_SERIES.parse()?,
+        Interval::H1,
+        FeatureSpec::default(),
     )
     .await?;
     let registry = Arc::new(ModelRegistry::Local(LocalRegistry::new(lake.clone())));
@@ -1099,7 +1077,7 @@ async fn trained_lake() -> Result<TrainedLake> {
         &TrainContext {
             lake: lake.clone(),
             registry: registry.clone(),
-            cancel,
+            cancel: CancellationToken::new(),
         },
         &predict_train_plan(false)?,
     )

@@ -6,8 +6,6 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use pricecast_jobs::export::{self, ExportContext, ExportPlan, ExportRange};
-use pricecast_jobs::features::{self, FeaturesContext, FeaturesPlan};
 use pricecast_jobs::sync::{
     self, CANDLES_WATERMARK, ModelRunsSource, SyncContext, SyncMode, SyncPlan, SyncTables,
 };
@@ -22,6 +20,7 @@ use pricecast_shared::runner;
 use pricecast_shared::store::{CandleQuery, JobStatus, Store};
 use pricecast_shared::warehouse::WarehouseConfig;
 use pricecast_tests::db::TestDb;
+use pricecast_tests::pipeline::{self, export_and_build_features};
 use pricecast_tests::warehouse::TestWarehouse;
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
@@ -781,36 +780,20 @@ async fn file_lake(dir: &std::path::Path) -> Lake {
 
 /// Exports the store's new candles to the lake and builds their features with `horizons`.
 async fn export_and_build(store: &Store, lake: &Lake, horizons: Vec<u32>) {
-    let export_ctx = ExportContext {
-        store: store.clone(),
-        lake: lake.clone(),
-        cancel: CancellationToken::new(),
-    };
-    let export_plan = ExportPlan {
-        symbols: vec![btc()],
-        intervals: vec![Interval::H1],
-        range: ExportRange::Changed,
-        settle: chrono::Duration::zero(),
-    };
-    export::run(&export_ctx, &export_plan)
-        .await
-        .expect("export");
-    build_features(lake, horizons).await;
+    export_and_build_features(
+        store,
+        lake,
+        &btc(),
+        Interval::H1,
+        FeatureSpec::all(horizons),
+    )
+    .await
+    .expect("export and features");
 }
 
 /// Builds the features of the lake's candles with `horizons`.
 async fn build_features(lake: &Lake, horizons: Vec<u32>) {
-    let features_ctx = FeaturesContext {
-        lake: lake.clone(),
-        cancel: CancellationToken::new(),
-    };
-    let features_plan = FeaturesPlan {
-        symbols: vec![btc()],
-        intervals: vec![Interval::H1],
-        spec: FeatureSpec::all(horizons),
-        full: false,
-    };
-    features::run(&features_ctx, &features_plan)
+    pipeline::build_features(lake, &btc(), Interval::H1, FeatureSpec::all(horizons))
         .await
         .expect("features");
 }

@@ -8,8 +8,6 @@ use std::process::Command;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use pricecast_jobs::export::{self, ExportContext, ExportPlan, ExportRange};
-use pricecast_jobs::features::{self, FeaturesContext, FeaturesPlan};
 use pricecast_jobs::train::{
     self, FeatureSelection, SeriesReport, TrainContext, TrainPlan, TrainingData,
 };
@@ -27,6 +25,7 @@ use pricecast_shared::replay::bundled_candles;
 use pricecast_shared::store::{JobStatus, Store};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::lake::TestS3;
+use pricecast_tests::pipeline::export_and_build_features;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -128,33 +127,9 @@ impl FeatureLake {
 }
 
 async fn export_and_build(store: &Store, lake: &Lake) {
-    let export_plan = ExportPlan {
-        symbols: vec![btc()],
-        intervals: vec![Interval::H1],
-        range: ExportRange::Changed,
-        settle: chrono::Duration::zero(),
-    };
-    let export_ctx = ExportContext {
-        store: store.clone(),
-        lake: lake.clone(),
-        cancel: CancellationToken::new(),
-    };
-    export::run(&export_ctx, &export_plan)
+    export_and_build_features(store, lake, &btc(), Interval::H1, FeatureSpec::all(vec![1]))
         .await
-        .expect("export");
-    let features_plan = FeaturesPlan {
-        symbols: vec![btc()],
-        intervals: vec![Interval::H1],
-        spec: FeatureSpec::all(vec![1]),
-        full: false,
-    };
-    let features_ctx = FeaturesContext {
-        lake: lake.clone(),
-        cancel: CancellationToken::new(),
-    };
-    features::run(&features_ctx, &features_plan)
-        .await
-        .expect("features");
+        .expect("export and features");
 }
 
 /// A plan for BTCUSDT 1h with the job's defaults, logging to `experiment` and registering as
