@@ -33,6 +33,7 @@
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
+use super::rolling::{rolling_mean, rolling_std, rolling_sum};
 use super::spec::{FeatureKind, FeatureSpec, feature_kind, target_name};
 use crate::domain::{Candle, Interval};
 use crate::error::{Error, Result};
@@ -99,14 +100,6 @@ fn mean_column(n: u32) -> String {
     format!("_ma_{n}")
 }
 
-fn window(n: u32) -> RollingOptionsFixedWindow {
-    RollingOptionsFixedWindow {
-        window_size: n as usize,
-        min_periods: n as usize,
-        ..Default::default()
-    }
-}
-
 /// The expression computing one feature from the prepared columns, on every row: the rows
 /// whose lags or windows reach across a gap or before the first candle
 /// ([`FeatureKind::history`] longer than the run of consecutive candles) are dropped
@@ -121,20 +114,20 @@ fn feature_expr(kind: FeatureKind) -> Expr {
             (close() / close().shift(lit(i64::from(k)))).log(lit(std::f64::consts::E))
         }
         FeatureKind::MovingAverageRatio(n) => close() / col(mean_column(n)),
-        FeatureKind::Volatility(n) => col(RETURN_1).rolling_std(window(n)),
+        FeatureKind::Volatility(n) => rolling_std(col(RETURN_1), n),
         FeatureKind::Rsi(n) => {
             // Over the window the gains plus the losses are the sum of the absolute changes,
             // and the gains minus the losses are the net change, so one rolling sum gives
             // both: mean gain / mean loss = (moved + net) / (moved - net).
-            let moved = col(MOVE_1).rolling_sum(window(n));
+            let moved = rolling_sum(col(MOVE_1), n);
             let net = close() - close().shift(lit(i64::from(n)));
             when((moved.clone() - net.clone()).lt_eq(lit(0.0)))
                 .then(lit(100.0))
                 .otherwise(lit(50.0) * (lit(1.0) + net / moved))
         }
         FeatureKind::VolumeZ(n) => {
-            let mean = col(VOLUME).rolling_mean(window(n));
-            let std = col(VOLUME).rolling_std(window(n));
+            let mean = rolling_mean(col(VOLUME), n);
+            let std = rolling_std(col(VOLUME), n);
             // Equal volumes: std 0, no z-score (null, so the row is dropped).
             only_if(std.clone().gt(lit(0.0)), (col(VOLUME) - mean) / std)
         }
@@ -183,11 +176,11 @@ pub fn feature_frame(candles: LazyFrame, interval: Interval, spec: &FeatureSpec)
     means.dedup();
     let mut prepared: Vec<Expr> = means
         .iter()
-        .map(|&n| col(CLOSE).rolling_mean(window(n)).alias(mean_column(n)))
+        .map(|&n| rolling_mean(col(CLOSE), n).alias(mean_column(n)))
         .collect();
     let needs = |wanted: fn(FeatureKind) -> bool| kinds.iter().any(|(_, k)| k.is_some_and(wanted));
     // The first row has no previous close: 0 stands in, and every window holding it is
-    // dropped with its row. A column without nulls takes polars' faster rolling kernels.
+    // dropped with its row: the rolling kernels take columns without nulls.
     if needs(|k| matches!(k, FeatureKind::Volatility(_))) {
         prepared.push(
             (col(CLOSE) / col(CLOSE).shift(lit(1i64)))

@@ -3,10 +3,12 @@
 //!
 //! - [`spec`]: the feature names, the history each needs, targets and the feature-set hash.
 //! - [`frame`]: the one definition, a polars lazy pipeline from candles to features and targets.
+//! - [`rolling`]: the frame's rolling sums, means and standard deviations.
 //! - [`store`]: feature frames in the lake, their manifest, and the candles they are built from.
 //! - [`seed`]: the seed app's features in exact decimals, as `/price/history` serves them.
 
 pub mod frame;
+pub mod rolling;
 pub mod seed;
 pub mod spec;
 pub mod store;
