@@ -1,14 +1,17 @@
 //! The collect job: Binance klines into the `candles` table.
 //!
-//! Steps, per symbol and interval: decide where to start ([`start_position`]), fetch pages of up
-//! to 1000 closed, validated candles while the previous page is being written
-//! ([`collect_series`]), upsert each page in one transaction, then find gaps and, with
+//! Steps, per symbol and interval: decide where to start ([`start_position`]); with
+//! `BINANCE_ARCHIVE_URL` set, take the whole months before the current one from the bulk
+//! archive ([`archive_backfill`]); fetch the rest in REST pages of up to 1000 closed, validated
+//! candles while the previous page is being written ([`collect_series`]), upsert each page in
+//! one transaction, then find gaps and, with
 //! `--repair`, re-fetch them, recording what the exchange itself has no data for
 //! ([`repair_gaps`]). Re-running never duplicates a candle and updates a changed one.
 
 use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use pricecast_shared::archive::{BulkArchive, Month};
 use pricecast_shared::binance::{BinanceClient, MAX_KLINES_PER_REQUEST};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::runner::JobSummary;
@@ -100,6 +103,8 @@ pub struct CollectContext {
     pub store: Store,
     /// Where candles come from.
     pub source: KlineSource,
+    /// Binance's bulk archive, for the whole months of a backfill (`BINANCE_ARCHIVE_URL`).
+    pub archive: Option<BulkArchive>,
     /// Cancelled on shutdown: the job stops between batches.
     pub cancel: CancellationToken,
 }
@@ -107,9 +112,14 @@ pub struct CollectContext {
 impl CollectContext {
     /// A context collecting from Binance with the given settings.
     pub fn binance(store: Store, args: &BinanceArgs, cancel: CancellationToken) -> Result<Self> {
+        let client = BinanceClient::new(args.config())?;
         Ok(Self {
             store,
-            source: KlineSource::Binance(BinanceClient::new(args.config())?),
+            archive: args
+                .binance_archive_url
+                .clone()
+                .map(|url| BulkArchive::new(client.clone(), url)),
+            source: KlineSource::Binance(client),
             cancel,
         })
     }
@@ -124,6 +134,8 @@ pub struct SeriesReport {
     pub written: u64,
     /// Requests made.
     pub pages: u64,
+    /// Monthly files taken from the bulk archive.
+    pub archive_months: u64,
     /// Gaps found after collecting.
     pub gaps: Vec<Gap>,
     /// Gaps recorded as exchange gaps by `--repair`.
@@ -169,6 +181,9 @@ pub async fn run(ctx: &CollectContext, plan: &CollectPlan) -> Result<JobSummary>
                 report.written,
                 report.pages
             );
+            if report.archive_months > 0 {
+                let _ = write!(detail, " and {} archive months", report.archive_months);
+            }
             if plan.check_gaps || plan.repair {
                 let open = report.gaps.iter().filter(|g| !g.known_exchange_gap).count();
                 let _ = write!(
@@ -215,6 +230,23 @@ pub async fn collect_series(
         format!("{symbol} {interval}"),
         "candles",
     );
+    let mut report = SeriesReport::default();
+    let start_ms = match &ctx.archive {
+        Some(archive) => {
+            let now = Month::containing(now_ms);
+            let archived =
+                archive_backfill(ctx, archive, symbol, interval, start_ms, now, &mut report).await;
+            progress.inc(report.fetched);
+            match archived {
+                Ok(next) => next,
+                Err(e) => {
+                    progress.finish_and_clear();
+                    return Err(e);
+                }
+            }
+        }
+        None => start_ms,
+    };
     let (pages_tx, mut pages_rx) = mpsc::channel::<Result<Vec<Candle>>>(PAGES_IN_FLIGHT);
     let fetcher = {
         let source = ctx.source.clone();
@@ -249,7 +281,6 @@ pub async fn collect_series(
         })
     };
 
-    let mut report = SeriesReport::default();
     let mut outcome = Ok(());
     while let Some(page) = pages_rx.recv().await {
         let candles = match page {
@@ -283,9 +314,58 @@ pub async fn collect_series(
         fetched = report.fetched,
         written = report.written,
         requests = report.pages,
+        archive_months = report.archive_months,
         "series collected"
     );
     Ok(report)
+}
+
+/// Backfills from the bulk archive: the months from the one holding `start_ms` up to, not
+/// including, `current` (the newest complete month may not be published yet), oldest first;
+/// each month's candles from `start_ms` on are upserted in pages of 1000, one transaction each.
+/// Stops at the first month the archive has no file for. Returns where the REST API should
+/// continue: the start of the month after the last one taken, or `start_ms`.
+pub async fn archive_backfill(
+    ctx: &CollectContext,
+    archive: &BulkArchive,
+    symbol: &Symbol,
+    interval: Interval,
+    start_ms: i64,
+    current: Month,
+    report: &mut SeriesReport,
+) -> Result<i64> {
+    if !BulkArchive::covers(interval) {
+        return Ok(start_ms);
+    }
+    let mut cursor = start_ms;
+    let mut month = Month::containing(start_ms);
+    while month < current {
+        if ctx.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let Some(candles) = archive.month(symbol, interval, month).await? else {
+            tracing::info!(
+                symbol = %symbol,
+                interval = %interval,
+                month = %month,
+                "the bulk archive has no file for this month; the REST API fetches from here"
+            );
+            break;
+        };
+        let from = candles.partition_point(|c| c.open_time.timestamp_millis() < cursor);
+        for page in candles[from..].chunks(MAX_KLINES_PER_REQUEST) {
+            report.fetched += page.len() as u64;
+            report.written += ctx.store.upsert_candles(page).await?;
+            // A page already written is whole; cancellation is honoured between pages.
+            if ctx.cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+        }
+        report.archive_months += 1;
+        month = month.next();
+        cursor = cursor.max(month.start_ms());
+    }
+    Ok(cursor)
 }
 
 /// Re-fetches every gap not known to be an exchange gap; what is still missing afterwards is

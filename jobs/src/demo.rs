@@ -129,6 +129,7 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
     let ctx = CollectContext {
         store: store.clone(),
         source: KlineSource::Replay(replay),
+        archive: None,
         cancel,
     };
     let plan = CollectPlan {

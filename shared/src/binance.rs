@@ -134,6 +134,16 @@ impl BinanceClient {
         Ok(kline::closed_only(candles, Utc::now()))
     }
 
+    /// Downloads `url` (a file of the bulk archive) with the same retries as the REST calls;
+    /// `None` when it does not exist (HTTP 404).
+    pub async fn download(&self, url: Url) -> Result<Option<bytes::Bytes>> {
+        match self.get_with_retries(url).await {
+            Ok(body) => Ok(Some(body)),
+            Err(Error::Rejected { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn get_with_retries(&self, url: Url) -> Result<bytes::Bytes> {
         let started = Instant::now();
         let attempts = AtomicU32::new(0);

@@ -262,6 +262,8 @@ impl fmt::Display for Interval {
 pub enum CandleSource {
     /// Binance's REST API.
     Binance,
+    /// Binance's public bulk archive (monthly zipped CSV files).
+    BinanceArchive,
     /// The bundled history replayed by the demo.
     Replay,
 }
@@ -271,6 +273,7 @@ impl CandleSource {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Binance => "binance",
+            Self::BinanceArchive => "binance_archive",
             Self::Replay => "replay",
         }
     }

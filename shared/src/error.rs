@@ -69,6 +69,15 @@ pub enum Error {
         body: String,
     },
 
+    /// A file of Binance's bulk archive is not what it should be.
+    #[error("Binance archive file {file}: {detail}")]
+    Archive {
+        /// The file's URL.
+        file: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+
     /// A transient failure persisted past the retry budget.
     #[error("gave up on {url} after {attempts} attempts over {elapsed_s:.1}s: {last_error}")]
     RetriesExhausted {

@@ -4,6 +4,9 @@
 //! `[openTime, "open", "high", "low", "close", "volume", closeTime, "quoteVolume", trades,
 //!   "takerBuyBase", "takerBuyQuote", "ignore"]`. Prices arrive as strings and are kept as exact
 //! decimals with the scale they were sent with.
+//!
+//! Binance's bulk archive holds the same rows as CSV lines without quotes ([`parse_csv`]); its
+//! spot files give times in microseconds from 2025 on.
 
 use std::str::FromStr;
 
@@ -50,6 +53,60 @@ pub fn parse_page(
         .enumerate()
         .map(|(index, row)| parse_row(index, row, symbol, interval, source).map_err(malformed))
         .collect()
+}
+
+/// Open times at or above this are microseconds, not milliseconds (in milliseconds it is the
+/// year 5138): the archive's spot files switched to microseconds on 2025-01-01.
+const MICROSECONDS_FROM: i64 = 100_000_000_000_000;
+
+/// Parses the CSV of one archive file: kline rows in the REST order, no quotes, times in
+/// milliseconds or microseconds, an optional header line. Errors name the line and field.
+pub fn parse_csv(
+    body: &[u8],
+    symbol: &Symbol,
+    interval: Interval,
+    source: &str,
+) -> Result<Vec<Candle>> {
+    let malformed = |detail: String| Error::MalformedPage {
+        source_name: source.to_owned(),
+        detail,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    let mut candles = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| malformed(format!("row {}: {e}", index + 1)))?;
+        if index == 0
+            && record
+                .get(0)
+                .is_some_and(|first| first.trim() == "open_time")
+        {
+            continue;
+        }
+        let row: Vec<Value> = record
+            .iter()
+            .enumerate()
+            .map(|(field, text)| {
+                let text = text.trim();
+                match field {
+                    0 | 6 | 8 => text.parse::<i64>().map_or_else(
+                        |_| Value::String(text.to_owned()),
+                        |number| match field {
+                            0 | 6 if number >= MICROSECONDS_FROM => Value::from(number / 1000),
+                            _ => Value::from(number),
+                        },
+                    ),
+                    _ => Value::String(text.to_owned()),
+                }
+            })
+            .collect();
+        // Errors say `row N` for line N of the file.
+        let candle = parse_row(index + 1, &row, symbol, interval, source).map_err(malformed)?;
+        candles.push(candle);
+    }
+    Ok(candles)
 }
 
 fn parse_row(
@@ -266,6 +323,39 @@ mod tests {
     const PAGE: &str = r#"[
       [1499040000000,"0.01634790","0.80000000","0.01575800","0.01577100","148976.11427815",1499644799999,"2434.19055334",308,"1756.87402397","28.46694368","0"]
     ]"#;
+
+    #[test]
+    fn archive_csv_rows_parse_like_rest_rows_in_milliseconds_or_microseconds() {
+        let from_rest = parse_page(PAGE.as_bytes(), &btc(), Interval::W1, "binance").expect("rest");
+        let millis = "1499040000000,0.01634790,0.80000000,0.01575800,0.01577100,148976.11427815,\
+                      1499644799999,2434.19055334,308,1756.87402397,28.46694368,0\n";
+        let micros = "1499040000000000,0.01634790,0.80000000,0.01575800,0.01577100,148976.11427815,\
+                      1499644799999999,2434.19055334,308,1756.87402397,28.46694368,0\n";
+        let header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,\
+                      taker_buy_volume,taker_buy_quote_volume,ignore\n";
+        for body in [
+            millis.to_owned(),
+            micros.to_owned(),
+            format!("{header}{millis}"),
+        ] {
+            let parsed = parse_csv(body.as_bytes(), &btc(), Interval::W1, "binance").expect("csv");
+            assert_eq!(parsed, from_rest, "{body}");
+        }
+        let csv = parse_csv(millis.as_bytes(), &btc(), Interval::W1, "binance").expect("csv");
+        assert_eq!(csv[0].open.to_string(), "0.01634790", "scale kept");
+    }
+
+    #[test]
+    fn a_bad_archive_line_is_named() {
+        let body = "1499040000000,0.1,0.2,0.1,0.1,1,1499644799999,1,3,1,1,0\n\
+                    1499644800000,0.1,abc,0.1,0.1,1,1500249599999,1,3,1,1,0\n";
+        let error = parse_csv(body.as_bytes(), &btc(), Interval::W1, "binance").expect_err("bad");
+        let text = error.to_string();
+        assert!(text.contains("row 2") && text.contains("`high`"), "{text}");
+        let short =
+            parse_csv(b"1499040000000,0.1\n", &btc(), Interval::W1, "binance").expect_err("short");
+        assert!(short.to_string().contains("row 1 has 2 fields"), "{short}");
+    }
 
     fn btc() -> Symbol {
         "BTCUSDT".parse().expect("symbol")

@@ -1,6 +1,7 @@
 //! Pricecast's shared library: settings, domain types, the store over PostgreSQL and SQLite,
 //! the Binance client and the replay source, and the plumbing every job uses.
 
+pub mod archive;
 pub mod binance;
 pub mod champion;
 pub mod domain;

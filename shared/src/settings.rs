@@ -11,6 +11,7 @@
 //! | `PRICECAST_SYMBOLS` | `--symbols` | `BTCUSDT` |
 //! | `PRICECAST_INTERVALS` | `--intervals` | `1m` |
 //! | `BINANCE_BASE_URL` | `--binance-base-url` | `https://data-api.binance.vision` |
+//! | `BINANCE_ARCHIVE_URL` | `--binance-archive-url` | unset (backfills use the REST API only) |
 //! | `BINANCE_REQUEST_TIMEOUT_SECS` | `--binance-request-timeout-secs` | 10 |
 //! | `BINANCE_RETRY_BUDGET_SECS` | `--binance-retry-budget-secs` | 120 |
 //! | `BINANCE_WEIGHT_LIMIT` | `--binance-weight-limit` | 6000 |
@@ -245,6 +246,17 @@ pub struct BinanceArgs {
     )]
     pub binance_base_url: Url,
 
+    /// Binance's bulk archive (`https://data.binance.vision`): when set, a backfill takes the
+    /// whole months before the current one from its monthly files (one download a month,
+    /// checked against its SHA-256) and the REST API only the rest.
+    #[arg(
+        long,
+        env = "BINANCE_ARCHIVE_URL",
+        value_name = "BINANCE_ARCHIVE_URL",
+        value_parser = parse_http_url("BINANCE_ARCHIVE_URL")
+    )]
+    pub binance_archive_url: Option<Url>,
+
     /// Timeout of one Binance request, in seconds.
     #[arg(
         long,
@@ -406,6 +418,10 @@ mod tests {
             (
                 vec!["job", "--binance-base-url", "ftp://x"],
                 "BINANCE_BASE_URL",
+            ),
+            (
+                vec!["job", "--binance-archive-url", "s3://bucket"],
+                "BINANCE_ARCHIVE_URL",
             ),
         ];
         for (args, variable) in cases {

@@ -2,14 +2,18 @@
 //! (arrays, prices as strings with eight decimals), its rate-limit headers and error bodies, and
 //! switchable faults (429 with Retry-After, 418, 500, slow answers, malformed pages, invalid
 //! candles). It serves the bundled real hourly history, with its real 2023-03-24 gap, and any
-//! series a test adds.
+//! series a test adds, over REST and as Binance's bulk archive: one zipped CSV per month under
+//! `data/spot/monthly/klines/…` with its `.CHECKSUM`, times in microseconds from 2025 on as in
+//! the real archive, and switchable unpublished or corrupted months.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use pricecast_shared::archive::Month;
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::{kline, replay};
 use rust_decimal::Decimal;
@@ -17,11 +21,17 @@ use salvo::conn::TcpListener;
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 use salvo::server::ServerHandle;
+use sha2::{Digest, Sha256};
 
 /// Binance's price and volume scale on the wire.
 const WIRE_SCALE: u32 = 8;
 /// Weight of one klines request with limit 1000 (Binance's documented cost).
 const KLINES_WEIGHT: u32 = 2;
+/// The real archive's spot files give times in microseconds from this month on.
+const ARCHIVE_MICROSECONDS_FROM: Month = Month {
+    year: 2025,
+    month: 1,
+};
 
 /// A fault applied to the next klines request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +88,12 @@ struct State {
     requests: Mutex<Vec<KlinesRequest>>,
     used_weight: AtomicU32,
     served: AtomicU64,
+    /// Archive months answered with 404 (not published yet).
+    unpublished: Mutex<HashSet<Month>>,
+    /// Archive months whose `.CHECKSUM` does not match their zip.
+    corrupted: Mutex<HashSet<Month>>,
+    /// Archive files downloaded (zips and checksums), by file name.
+    archive_downloads: Mutex<Vec<String>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -109,7 +125,14 @@ impl FakeBinance {
             .push(Router::with_path("api/v3/klines").get(Klines {
                 state: state.clone(),
             }))
-            .push(Router::with_path("api/v3/ping").get(Ping));
+            .push(Router::with_path("api/v3/ping").get(Ping))
+            .push(
+                Router::with_path("data/spot/monthly/klines/{symbol}/{interval}/{file}").get(
+                    ArchiveFile {
+                        state: state.clone(),
+                    },
+                ),
+            );
         let acceptor = TcpListener::new("127.0.0.1:0")
             .try_bind()
             .await
@@ -166,6 +189,26 @@ impl FakeBinance {
     /// Number of candles served so far.
     pub fn candles_served(&self) -> u64 {
         self.state.served.load(Ordering::Relaxed)
+    }
+
+    /// Base URL of the bulk archive (`BINANCE_ARCHIVE_URL`); the same server.
+    pub fn archive_url(&self) -> String {
+        self.base_url()
+    }
+
+    /// Answers the archive's files for `month` with 404, as before they are published.
+    pub fn unpublish_archive_month(&self, month: Month) {
+        lock(&self.state.unpublished).insert(month);
+    }
+
+    /// Makes the `.CHECKSUM` of `month`'s archive file disagree with the file.
+    pub fn corrupt_archive_month(&self, month: Month) {
+        lock(&self.state.corrupted).insert(month);
+    }
+
+    /// Names of the archive files downloaded so far (zips and checksums), in order.
+    pub fn archive_downloads(&self) -> Vec<String> {
+        lock(&self.state.archive_downloads).clone()
     }
 }
 
@@ -320,6 +363,108 @@ impl Handler for Klines {
         );
         res.body(body);
     }
+}
+
+struct ArchiveFile {
+    state: Arc<State>,
+}
+
+#[async_trait]
+impl Handler for ArchiveFile {
+    async fn handle(&self, req: &mut Request, _: &mut Depot, res: &mut Response, _: &mut FlowCtrl) {
+        let file = req.param::<String>("file").unwrap_or_default();
+        lock(&self.state.archive_downloads).push(file.clone());
+        let symbol = req.param::<String>("symbol").unwrap_or_default();
+        let interval = req.param::<String>("interval").unwrap_or_default();
+        let (zip_name, checksum) = match file.strip_suffix(".CHECKSUM") {
+            Some(zip_name) => (zip_name.to_owned(), true),
+            None => (file.clone(), false),
+        };
+        let month = zip_name
+            .strip_prefix(&format!("{symbol}-{interval}-"))
+            .and_then(|rest| rest.strip_suffix(".zip"))
+            .and_then(|ym| ym.split_once('-'))
+            .and_then(|(y, m)| {
+                Some(Month {
+                    year: y.parse().ok()?,
+                    month: m.parse().ok().filter(|m| (1..=12).contains(m))?,
+                })
+            });
+        let series = match (symbol.parse::<Symbol>(), interval.parse::<Interval>()) {
+            (Ok(symbol), Ok(interval)) => {
+                lock(&self.state.series).get(&(symbol, interval)).cloned()
+            }
+            _ => None,
+        };
+        let (Some(month), Some(series)) = (month, series) else {
+            return not_found(res);
+        };
+        let (start, end) = (month.start_ms(), month.next().start_ms());
+        let from = series.partition_point(|c| c.open_time.timestamp_millis() < start);
+        let to = series.partition_point(|c| c.open_time.timestamp_millis() < end);
+        if from == to || lock(&self.state.unpublished).contains(&month) {
+            return not_found(res);
+        }
+        let csv_name = zip_name.replace(".zip", ".csv");
+        let zipped = archive_zip(
+            &csv_name,
+            &series[from..to],
+            month >= ARCHIVE_MICROSECONDS_FROM,
+        );
+        if checksum {
+            let mut digest = format!("{:x}", Sha256::digest(&zipped));
+            if lock(&self.state.corrupted).contains(&month) {
+                digest = format!("{:x}", Sha256::digest(b"something else"));
+            }
+            res.render(Text::Plain(format!("{digest}  {zip_name}\n")));
+        } else {
+            res.headers_mut().insert(
+                "content-type",
+                "application/zip".parse().expect("header value"),
+            );
+            res.body(zipped);
+        }
+    }
+}
+
+fn not_found(res: &mut Response) {
+    res.status_code(StatusCode::NOT_FOUND);
+    res.render(Text::Plain("<Error><Code>NoSuchKey</Code></Error>"));
+}
+
+/// A monthly archive file: one CSV of kline rows without header, as Binance publishes them.
+fn archive_zip(csv_name: &str, candles: &[Candle], microseconds: bool) -> Vec<u8> {
+    let time = |t: i64| {
+        if microseconds {
+            t * 1000 + 999 * i64::from(t % 1000 == 999)
+        } else {
+            t
+        }
+    };
+    let mut csv = String::new();
+    for c in candles {
+        let optional = |d: Option<Decimal>| d.map(|d| d.to_string()).unwrap_or_default();
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},0\n",
+            time(c.open_time.timestamp_millis()),
+            c.open,
+            c.high,
+            c.low,
+            c.close,
+            c.volume,
+            time(c.close_time.timestamp_millis()),
+            optional(c.quote_volume),
+            c.trades.unwrap_or_default(),
+            optional(c.taker_buy_base),
+            optional(c.taker_buy_quote),
+        ));
+    }
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file(csv_name, zip::write::SimpleFileOptions::default())
+        .expect("zip entry");
+    writer.write_all(csv.as_bytes()).expect("zip write");
+    writer.finish().expect("zip finish").into_inner()
 }
 
 /// Binance's selection rules: `startTime`/`endTime` bound open times; without `startTime` the

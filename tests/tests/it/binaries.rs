@@ -92,6 +92,36 @@ async fn collect_binary_backfills_logs_json_and_records_its_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_binary_backfills_past_months_from_binance_archive_url() {
+    let fake = FakeBinance::start().await;
+    let db = TestDb::postgres().await;
+    let base = fake.base_url();
+    let archive = fake.archive_url();
+    let output = run(
+        "pricecast-collect",
+        &["--intervals", "1h", "--since", "2025-02-01"],
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("BINANCE_BASE_URL", &base),
+            ("BINANCE_ARCHIVE_URL", &archive),
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let runs = db.store.job_runs(Some("collect"), 1).await.expect("runs");
+    // February, March and April 2025 from the archive; May on has no file, and REST has no more.
+    assert_eq!(runs[0].rows, (28 + 31 + 27) * 24 + 8);
+    let detail = runs[0].detail.clone().unwrap_or_default();
+    assert!(detail.contains("and 3 archive months"), "{detail}");
+    assert_eq!(fake.archive_downloads()[0], "BTCUSDT-1h-2025-02.zip");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_exits_0_when_another_holds_the_lock() {
     let fake = FakeBinance::start().await;
     let db = TestDb::postgres().await;

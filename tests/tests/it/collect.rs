@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use pricecast_jobs::collect::{self, CollectContext, CollectPlan};
 use pricecast_shared::Error;
+use pricecast_shared::archive::{BulkArchive, Month};
 use pricecast_shared::binance::{BinanceClient, BinanceConfig, RetryPolicy};
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::runner::{self, RunOutcome};
@@ -47,6 +48,7 @@ fn context(store: &Store, fake: &FakeBinance) -> CollectContext {
     CollectContext {
         store: store.clone(),
         source: client(fake, Duration::from_secs(5), Duration::from_secs(10)),
+        archive: None,
         cancel: CancellationToken::new(),
     }
 }
@@ -461,4 +463,124 @@ async fn the_seed_apps_bitcoin_prices_view_shows_the_finest_btc_series() {
         };
         assert_eq!(rows, 30);
     }
+}
+
+fn archive_context(store: &Store, fake: &FakeBinance) -> CollectContext {
+    let KlineSource::Binance(client) = client(fake, Duration::from_secs(5), Duration::from_secs(2))
+    else {
+        unreachable!("client() builds a Binance source")
+    };
+    CollectContext {
+        archive: Some(BulkArchive::new(
+            client,
+            fake.archive_url().parse().expect("url"),
+        )),
+        ..context(store, fake)
+    }
+}
+
+fn month(year: i32, month: u32) -> Month {
+    Month { year, month }
+}
+
+#[tokio::test]
+async fn a_backfill_takes_whole_months_from_the_archive_and_the_rest_from_rest() {
+    let fake = FakeBinance::start().await;
+    // April 2025 is not published yet: the REST API fetches it.
+    fake.unpublish_archive_month(month(2025, 4));
+    let since = Utc
+        .with_ymd_and_hms(2024, 11, 15, 6, 0, 0)
+        .single()
+        .expect("date");
+    let served: Vec<_> = fake
+        .series("BTCUSDT", Interval::H1)
+        .into_iter()
+        .filter(|c| c.open_time >= since)
+        .collect();
+    let april = month(2025, 4).start_ms();
+    for db in TestDb::both().await {
+        let before = fake.requests().len();
+        let summary = collect::run(
+            &archive_context(&db.store, &fake),
+            &plan(Interval::H1, Some(since)),
+        )
+        .await
+        .expect("backfill");
+        assert_eq!(summary.rows, served.len() as i64, "{}", db.store.backend());
+        assert!(
+            summary.detail.contains("and 5 archive months"),
+            "{}",
+            summary.detail
+        );
+
+        // Exactly what REST alone would have stored, decimals and all; only the source differs.
+        let stored = db.btc_candles(Interval::H1).await;
+        assert_eq!(stored.len(), served.len());
+        for (stored, served) in stored.iter().zip(&served) {
+            let from_archive = stored.open_time.timestamp_millis() < april;
+            let expected_source = if from_archive {
+                "binance_archive"
+            } else {
+                "binance"
+            };
+            assert_eq!(stored.source, expected_source, "{}", stored.open_time);
+            let mut stored = stored.clone();
+            stored.source = served.source.clone();
+            assert_eq!(&stored, served);
+        }
+        // REST started where the archive stopped: the first unpublished month.
+        let rest = &fake.requests()[before..];
+        assert_eq!(rest[0].start_time, Some(april), "{rest:?}");
+    }
+    let downloads = fake.archive_downloads();
+    for name in [
+        "BTCUSDT-1h-2024-11.zip",
+        "BTCUSDT-1h-2025-01.zip.CHECKSUM",
+        "BTCUSDT-1h-2025-04.zip",
+    ] {
+        assert!(
+            downloads.iter().any(|d| d == name),
+            "{name} in {downloads:?}"
+        );
+    }
+    assert!(
+        !downloads
+            .iter()
+            .any(|d| d == "BTCUSDT-1h-2025-04.zip.CHECKSUM")
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_archive_month_fails_naming_the_file_and_stores_nothing_of_it() {
+    let fake = FakeBinance::start().await;
+    fake.corrupt_archive_month(month(2024, 12));
+    let db = TestDb::sqlite().await;
+    let since = Utc
+        .with_ymd_and_hms(2024, 11, 1, 0, 0, 0)
+        .single()
+        .expect("date");
+    let err = collect::run(
+        &archive_context(&db.store, &fake),
+        &plan(Interval::H1, Some(since)),
+    )
+    .await
+    .expect_err("checksum mismatch");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Archive { .. }), "{text}");
+    assert!(
+        text.contains("BTCUSDT-1h-2024-12.zip") && text.contains("SHA-256"),
+        "{text}"
+    );
+    // November was verified and stored whole; nothing of December, nothing after it.
+    let stored = db.btc_candles(Interval::H1).await;
+    assert_eq!(stored.len(), 30 * 24);
+    assert!(
+        stored
+            .iter()
+            .all(|c| c.open_time.timestamp_millis() < month(2024, 12).start_ms())
+    );
+    assert!(
+        fake.requests().is_empty(),
+        "no REST request after a failed archive month"
+    );
 }

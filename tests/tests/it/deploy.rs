@@ -313,6 +313,7 @@ async fn binaries_start_with_the_manifests_environment() {
             .envs(environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("DATABASE_URL", &db.url)
             .env("BINANCE_BASE_URL", fake.base_url())
+            .env("BINANCE_ARCHIVE_URL", fake.archive_url())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         command
