@@ -1,8 +1,8 @@
 //! The collect job: Binance klines into the `candles` table.
 //!
 //! Steps, per symbol and interval: decide where to start ([`start_position`]); with
-//! `BINANCE_ARCHIVE_URL` set, take the whole months before the current one from the bulk
-//! archive ([`archive_backfill`]); fetch the rest in REST pages of up to 1000 closed, validated
+//! `BINANCE_ARCHIVE_URL` set and at least [`ARCHIVE_MIN_CANDLES`] to fetch, take the months
+//! before the current one from the bulk archive ([`archive_backfill`]); fetch the rest in REST pages of up to 1000 closed, validated
 //! candles while the previous page is being written ([`collect_series`]), upsert each page in
 //! one transaction, then find gaps and, with
 //! `--repair`, re-fetch them, recording what the exchange itself has no data for
@@ -26,6 +26,10 @@ use tokio_util::sync::CancellationToken;
 pub const JOB: &str = "collect";
 /// Without `--since` and with nothing stored, start this many candles back from now.
 pub const DEFAULT_LOOKBACK_CANDLES: i64 = 1000;
+/// A range of fewer candles takes at most ten REST requests, and the bulk archive would only
+/// add downloads of whole months (an incremental run's look-back crossing into the previous
+/// month, say): such ranges always come from the REST API.
+pub const ARCHIVE_MIN_CANDLES: u64 = 10 * MAX_KLINES_PER_REQUEST as u64;
 /// Pages fetched ahead of the writer: enough to hide request latency, small enough for memory.
 const PAGES_IN_FLIGHT: usize = 4;
 
@@ -232,7 +236,7 @@ pub async fn collect_series(
     );
     let mut report = SeriesReport::default();
     let start_ms = match &ctx.archive {
-        Some(archive) => {
+        Some(archive) if expected >= ARCHIVE_MIN_CANDLES => {
             let now = Month::containing(now_ms);
             let archived =
                 archive_backfill(ctx, archive, symbol, interval, start_ms, now, &mut report).await;
@@ -245,7 +249,7 @@ pub async fn collect_series(
                 }
             }
         }
-        None => start_ms,
+        _ => start_ms,
     };
     let (pages_tx, mut pages_rx) = mpsc::channel::<Result<Vec<Candle>>>(PAGES_IN_FLIGHT);
     let fetcher = {

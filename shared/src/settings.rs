@@ -246,9 +246,9 @@ pub struct BinanceArgs {
     )]
     pub binance_base_url: Url,
 
-    /// Binance's bulk archive (`https://data.binance.vision`): when set, a backfill takes the
-    /// whole months before the current one from its monthly files (one download a month,
-    /// checked against its SHA-256) and the REST API only the rest.
+    /// Binance's bulk archive (`https://data.binance.vision`): when set, a backfill of at least
+    /// 10,000 candles takes the months before the current one from its monthly files (one
+    /// download a month, checked against its SHA-256) and the REST API only the rest.
     #[arg(
         long,
         env = "BINANCE_ARCHIVE_URL",

@@ -584,3 +584,28 @@ async fn a_corrupt_archive_month_fails_naming_the_file_and_stores_nothing_of_it(
         "no REST request after a failed archive month"
     );
 }
+
+#[tokio::test]
+async fn a_short_range_crossing_a_month_comes_from_rest_alone() {
+    let fake = FakeBinance::start().await;
+    let db = TestDb::sqlite().await;
+    // About 1,440 hourly candles: ten REST requests at most, though it reaches into an
+    // earlier month.
+    let since = Utc::now() - chrono::Duration::days(60);
+    collect::run(
+        &archive_context(&db.store, &fake),
+        &plan(Interval::H1, Some(since)),
+    )
+    .await
+    .expect("collect");
+    assert!(
+        fake.archive_downloads().is_empty(),
+        "{:?}",
+        fake.archive_downloads()
+    );
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "one REST request finds nothing newer"
+    );
+}
