@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use indicatif::ProgressBar;
 use pricecast_shared::archive::{BulkArchive, Month};
 use pricecast_shared::binance::{BinanceClient, MAX_KLINES_PER_REQUEST};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
@@ -237,10 +238,16 @@ pub async fn collect_series(
     let mut report = SeriesReport::default();
     let start_ms = match &ctx.archive {
         Some(archive) if expected >= ARCHIVE_MIN_CANDLES => {
-            let now = Month::containing(now_ms);
-            let archived =
-                archive_backfill(ctx, archive, symbol, interval, start_ms, now, &mut report).await;
-            progress.inc(report.fetched);
+            let archived = archive_backfill(
+                ctx,
+                archive,
+                symbol,
+                interval,
+                start_ms,
+                &progress,
+                &mut report,
+            )
+            .await;
             match archived {
                 Ok(next) => next,
                 Err(e) => {
@@ -325,22 +332,23 @@ pub async fn collect_series(
 }
 
 /// Backfills from the bulk archive: the months from the one holding `start_ms` up to, not
-/// including, `current` (the newest complete month may not be published yet), oldest first;
-/// each month's candles from `start_ms` on are upserted in pages of 1000, one transaction each.
-/// Stops at the first month the archive has no file for. Returns where the REST API should
-/// continue: the start of the month after the last one taken, or `start_ms`.
+/// including, the current one (the newest complete month may not be published yet), oldest
+/// first; each month's candles from `start_ms` on are upserted in pages of 1000, one
+/// transaction each. Stops at the first month the archive has no file for. Returns where the
+/// REST API should continue: the start of the month after the last one taken, or `start_ms`.
 pub async fn archive_backfill(
     ctx: &CollectContext,
     archive: &BulkArchive,
     symbol: &Symbol,
     interval: Interval,
     start_ms: i64,
-    current: Month,
+    progress: &ProgressBar,
     report: &mut SeriesReport,
 ) -> Result<i64> {
     if !BulkArchive::covers(interval) {
         return Ok(start_ms);
     }
+    let current = Month::containing(Utc::now().timestamp_millis());
     let mut cursor = start_ms;
     let mut month = Month::containing(start_ms);
     while month < current {
@@ -360,6 +368,7 @@ pub async fn archive_backfill(
         for page in candles[from..].chunks(MAX_KLINES_PER_REQUEST) {
             report.fetched += page.len() as u64;
             report.written += ctx.store.upsert_candles(page).await?;
+            progress.inc(page.len() as u64);
             // A page already written is whole; cancellation is honoured between pages.
             if ctx.cancel.is_cancelled() {
                 return Err(Error::Cancelled);
