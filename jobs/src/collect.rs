@@ -2,9 +2,9 @@
 //!
 //! Steps, per symbol and interval: decide where to start ([`start_position`]); with
 //! `BINANCE_ARCHIVE_URL` set and at least [`ARCHIVE_MIN_CANDLES`] to fetch, take the months
-//! before the current one from the bulk archive ([`archive_backfill`]); fetch the rest in REST pages of up to 1000 closed, validated
-//! candles while the previous page is being written ([`collect_series`]), upsert each page in
-//! one transaction, then find gaps and, with
+//! before the current one from the bulk archive ([`archive_backfill`]); fetch the rest in REST
+//! pages of up to 1000 closed, validated candles while the previous page is being written
+//! ([`collect_series`]), upsert each page in one transaction, then find gaps and, with
 //! `--repair`, re-fetch them, recording what the exchange itself has no data for
 //! ([`repair_gaps`]). Re-running never duplicates a candle and updates a changed one.
 
