@@ -20,6 +20,7 @@ use crate::binance::BinanceClient;
 use crate::domain::{Candle, CandleSource, Interval, Symbol};
 use crate::error::{Error, Result};
 use crate::kline;
+use crate::settings::with_trailing_slash;
 
 /// A calendar month, UTC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,12 +79,11 @@ pub struct BulkArchive {
 
 impl BulkArchive {
     /// The archive at `base_url` (`https://data.binance.vision`).
-    pub fn new(client: BinanceClient, mut base_url: Url) -> Self {
-        if !base_url.path().ends_with('/') {
-            let path = format!("{}/", base_url.path());
-            base_url.set_path(&path);
+    pub fn new(client: BinanceClient, base_url: Url) -> Self {
+        Self {
+            client,
+            base_url: with_trailing_slash(base_url),
         }
-        Self { client, base_url }
     }
 
     /// The archive's base URL.

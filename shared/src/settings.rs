@@ -308,7 +308,7 @@ impl BinanceArgs {
 }
 
 /// `Url::join` replaces the last segment unless the base ends in `/`.
-fn with_trailing_slash(mut url: Url) -> Url {
+pub(crate) fn with_trailing_slash(mut url: Url) -> Url {
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
         url.set_path(&path);

@@ -34,7 +34,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::lake::{Lake, LakeArgs, LakeUrl};
-use crate::settings::redact_url;
+use crate::settings::{redact_url, with_trailing_slash};
 
 const API: &str = "api/2.0/mlflow/";
 const ARTIFACTS_API: &str = "api/2.0/mlflow-artifacts/artifacts";
@@ -810,15 +810,6 @@ fn alias_missing(code: &str, message: &str) -> bool {
 fn body_excerpt(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(500)]);
     text.trim().to_owned()
-}
-
-/// `Url::join` replaces the last segment unless the base ends in `/`.
-fn with_trailing_slash(mut url: Url) -> Url {
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    url
 }
 
 #[cfg(test)]
