@@ -32,6 +32,14 @@ const FIELDS: [&str; 11] = [
     "taker_buy_quote",
 ];
 
+/// The error for a page or file from `source` that is not in Binance's format.
+fn malformed(source: &str) -> impl Fn(String) -> Error + '_ {
+    move |detail| Error::MalformedPage {
+        source_name: source.to_owned(),
+        detail,
+    }
+}
+
 /// Parses one kline page. Errors name the row and field that is wrong.
 pub fn parse_page(
     body: &[u8],
@@ -39,10 +47,7 @@ pub fn parse_page(
     interval: Interval,
     source: &str,
 ) -> Result<Vec<Candle>> {
-    let malformed = |detail: String| Error::MalformedPage {
-        source_name: source.to_owned(),
-        detail,
-    };
+    let malformed = malformed(source);
     let rows: Vec<Vec<Value>> = serde_json::from_slice(body).map_err(|e| {
         let preview: String = String::from_utf8_lossy(body).chars().take(200).collect();
         malformed(format!(
@@ -51,7 +56,7 @@ pub fn parse_page(
     })?;
     rows.iter()
         .enumerate()
-        .map(|(index, row)| parse_row(index, row, symbol, interval, source).map_err(malformed))
+        .map(|(index, row)| parse_row(index, row, symbol, interval, source).map_err(&malformed))
         .collect()
 }
 
@@ -67,10 +72,7 @@ pub fn parse_csv(
     interval: Interval,
     source: &str,
 ) -> Result<Vec<Candle>> {
-    let malformed = |detail: String| Error::MalformedPage {
-        source_name: source.to_owned(),
-        detail,
-    };
+    let malformed = malformed(source);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -90,20 +92,16 @@ pub fn parse_csv(
             .enumerate()
             .map(|(field, text)| {
                 let text = text.trim();
-                match field {
-                    0 | 6 | 8 => text.parse::<i64>().map_or_else(
-                        |_| Value::String(text.to_owned()),
-                        |number| match field {
-                            0 | 6 if number >= MICROSECONDS_FROM => Value::from(number / 1000),
-                            _ => Value::from(number),
-                        },
-                    ),
+                // Times (0, 6) and the trade count (8) are integers, the rest decimal strings.
+                match (field, text.parse::<i64>()) {
+                    (0 | 6, Ok(time)) if time >= MICROSECONDS_FROM => Value::from(time / 1000),
+                    (0 | 6 | 8, Ok(number)) => Value::from(number),
                     _ => Value::String(text.to_owned()),
                 }
             })
             .collect();
         // Errors say `row N` for line N of the file.
-        let candle = parse_row(index + 1, &row, symbol, interval, source).map_err(malformed)?;
+        let candle = parse_row(index + 1, &row, symbol, interval, source).map_err(&malformed)?;
         candles.push(candle);
     }
     Ok(candles)
