@@ -321,6 +321,8 @@ impl PgStore {
         interval: Interval,
         filter: &ChangeFilter,
     ) -> Result<Vec<ChangedDay>> {
+        // The day expression has statistics of its own (migration candles_day_statistics):
+        // keep the two the same, or the planner sorts every candle of the series.
         let rows: Vec<(NaiveDate, i64, DateTime<Utc>)> = sqlx::query_as(
             "SELECT (open_time AT TIME ZONE 'UTC')::date AS day, COUNT(*), MAX(ingested_at) \
              FROM candles WHERE symbol = $1 AND interval = $2 \

@@ -253,6 +253,36 @@ async fn postgres_numerics_reach_the_lake_exactly_and_inexact_ones_stop_the_expo
     }
 }
 
+/// The export plans per UTC day over every candle of a series. With the migration's statistics
+/// on the day expression, PostgreSQL expects one group per day (and aggregates in memory)
+/// instead of one per candle (and a sort of every candle, on disk for long series).
+#[tokio::test]
+async fn postgres_plans_the_export_with_one_group_per_day() {
+    let db = TestDb::postgres().await;
+    let candles = synthetic_series("BTCUSDT", Interval::H1, 24 * 400);
+    db.store.upsert_candles(&candles).await.expect("store");
+    let Store::Postgres(pg) = &db.store else {
+        unreachable!()
+    };
+    sqlx::query("ANALYZE candles")
+        .execute(pg.pool())
+        .await
+        .expect("analyze");
+    let (plan,): (Value,) = sqlx::query_as(
+        "EXPLAIN (FORMAT JSON) SELECT (open_time AT TIME ZONE 'UTC')::date AS day, COUNT(*), \
+         MAX(ingested_at) FROM candles WHERE symbol = 'BTCUSDT' AND interval = '1h' \
+         GROUP BY day ORDER BY day",
+    )
+    .fetch_one(pg.pool())
+    .await
+    .expect("explain");
+    let groups = plan[0]["Plan"]["Plan Rows"].as_f64().expect("plan rows");
+    assert!(
+        (300.0..=500.0).contains(&groups),
+        "expected about 400 day groups, the planner expects {groups}: {plan}"
+    );
+}
+
 #[tokio::test]
 async fn rerun_is_idempotent_and_a_changed_day_rewrites_only_that_day() {
     let db = TestDb::postgres().await;
@@ -310,7 +340,8 @@ async fn rerun_is_idempotent_and_a_changed_day_rewrites_only_that_day() {
 #[tokio::test]
 async fn a_failure_mid_upload_keeps_the_previous_file_and_the_watermark() {
     let db = TestDb::postgres().await;
-    // Two days of 1m candles: each day's file is large enough for a multipart upload.
+    // Two days of 1m candles (three dates): a whole day's file is large enough for a multipart
+    // upload.
     let series = synthetic_series("BTCUSDT", Interval::M1, 2 * 1440);
     db.store.upsert_candles(&series).await.expect("load");
     let s3 = TestS3::new();
@@ -332,10 +363,15 @@ async fn a_failure_mid_upload_keeps_the_previous_file_and_the_watermark() {
         "files went multipart: {} parts",
         counting.parts_seen()
     );
-    let path = format!(
-        "candles/symbol=BTCUSDT/interval=1m/date={}/part-0.parquet",
-        series[0].open_time.format("%Y-%m-%d")
-    );
+    // The correction goes into a whole day (the series' first and last days are partial, and
+    // a short day's file may fit in one part).
+    let corrected_at = series
+        .iter()
+        .position(|c| c.open_time.timestamp_millis() % 86_400_000 == 0)
+        .expect("a whole day")
+        + 10;
+    let day = series[corrected_at].open_time.date_naive();
+    let path = format!("candles/symbol=BTCUSDT/interval=1m/date={day}/part-0.parquet");
     let before = lake.get(&path).await.expect("get").expect("written");
     let listing = etags(&lake).await;
     let watermark = db
@@ -344,7 +380,7 @@ async fn a_failure_mid_upload_keeps_the_previous_file_and_the_watermark() {
         .await
         .expect("watermark");
 
-    let mut corrected = series[10].clone();
+    let mut corrected = series[corrected_at].clone();
     corrected.close += Decimal::ONE;
     db.store
         .upsert_candles(&[corrected])
@@ -382,7 +418,6 @@ async fn a_failure_mid_upload_keeps_the_previous_file_and_the_watermark() {
     let summary: JobSummary = export::run(&context(&db.store, lake.clone()), &plan)
         .await
         .expect("recovery");
-    let day = series[10].open_time.date_naive();
     let rows_that_day = series
         .iter()
         .filter(|c| c.open_time.date_naive() == day)
