@@ -3,9 +3,9 @@
 usage: read_lake.py ENDPOINT BUCKET PREFIX   (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)
        read_lake.py --local ROOT
 
-For each Parquet file under candles/: the Arrow schema, Parquet compression and statistics,
-row count (pyarrow and polars), duplicate and sort checks, and every row with decimals as
-exact strings; and each _manifest.json as parsed.
+For each Parquet file under candles/: the Arrow schema, Parquet compression, statistics and
+encodings, row count (pyarrow and polars), duplicate and sort checks, and every row with
+decimals as exact strings; and each _manifest.json as parsed.
 """
 
 import io
@@ -68,6 +68,10 @@ def main() -> None:
             "row_groups": meta.num_row_groups,
             "compression": column.compression,
             "statistics": column.is_stats_set,
+            "encodings": {
+                meta.row_group(0).column(i).path_in_schema: sorted(meta.row_group(0).column(i).encodings)
+                for i in range(meta.num_columns)
+            } if meta.num_row_groups else {},
             "sorted": all(a < b for a, b in zip(times, times[1:])),
             "duplicates": len(times) - len(set(times)),
             "size": len(data),

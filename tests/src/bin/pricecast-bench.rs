@@ -80,9 +80,15 @@ enum Scenario {
         /// (Rust, over a temporary folder).
         #[arg(long, default_value = "moto")]
         s3_server: String,
+        /// Folder under which s3s-fs keeps its buckets (a temporary folder is made in it);
+        /// default: the system's temporary folder. moto keeps objects in memory; `/dev/shm`
+        /// does the same for s3s-fs.
+        #[arg(long)]
+        s3_root: Option<PathBuf>,
     },
     /// Time the Parquet encoding alone (same rows, schema and zstd level) against pyarrow's
-    /// `pq.write_table`, in the same run.
+    /// `pq.write_table`, in the same run: as one file, and as the export writes them, one file
+    /// per UTC day.
     ParquetEncode {
         /// Rows encoded.
         #[arg(long, default_value_t = 1_000_000)]
@@ -165,7 +171,8 @@ async fn main() -> Result<()> {
             candles,
             lake,
             s3_server,
-        } => export_synthetic(candles, &lake, &s3_server).await,
+            s3_root,
+        } => export_synthetic(candles, &lake, &s3_server, s3_root.as_deref()).await,
         Scenario::ParquetEncode { candles } => parquet_encode(candles),
         Scenario::SyncSynthetic { candles } => sync_synthetic(candles).await,
         Scenario::LinearFit {
@@ -394,21 +401,30 @@ struct S3Server {
     access_key: &'static str,
     secret_key: &'static str,
     /// s3s-fs's root folder (buckets are its subfolders), removed on drop.
-    _root: Option<tempfile::TempDir>,
+    root: Option<tempfile::TempDir>,
 }
 
 impl S3Server {
-    async fn start(kind: S3ServerKind) -> Result<Self> {
+    /// Starts the server; s3s-fs keeps its buckets in a new folder under `root_parent`
+    /// (default: the system's temporary folder).
+    async fn start(kind: S3ServerKind, root_parent: Option<&std::path::Path>) -> Result<Self> {
         let (access_key, secret_key) = ("bench", "bench-secret");
         let port = free_port()?;
         let (mut command, root) = match kind {
             S3ServerKind::Moto => {
+                if root_parent.is_some() {
+                    bail!("--s3-root is for s3s-fs: moto keeps its objects in memory");
+                }
                 let mut command = Command::new(venv_bin("moto_server")?);
                 command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
                 (command, None)
             }
             S3ServerKind::S3sFs => {
-                let root = tempfile::tempdir()?;
+                let root = match root_parent {
+                    Some(parent) => tempfile::tempdir_in(parent)
+                        .with_context(|| format!("--s3-root {}", parent.display()))?,
+                    None => tempfile::tempdir()?,
+                };
                 let mut command = Command::new(s3s_fs_bin()?);
                 command
                     .args(["--host", "127.0.0.1", "--port", &port.to_string()])
@@ -430,7 +446,7 @@ impl S3Server {
             endpoint: format!("http://127.0.0.1:{port}"),
             access_key,
             secret_key,
-            _root: root,
+            root,
         };
         for _ in 0..150 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -477,7 +493,12 @@ async fn settle(db: &TestDb) -> Result<()> {
     Ok(())
 }
 
-async fn export_synthetic(candles: usize, lake: &str, s3_server: &str) -> Result<()> {
+async fn export_synthetic(
+    candles: usize,
+    lake: &str,
+    s3_server: &str,
+    s3_root: Option<&std::path::Path>,
+) -> Result<()> {
     let s3_kind = S3ServerKind::parse(s3_server)?;
     let db = TestDb::postgres().await;
     let series = synthetic_series("BTCUSDT", Interval::M1, candles);
@@ -488,7 +509,7 @@ async fn export_synthetic(candles: usize, lake: &str, s3_server: &str) -> Result
     settle(&db).await?;
     let folder = tempfile::tempdir()?;
     let server = match lake {
-        "s3" => Some(S3Server::start(s3_kind).await?),
+        "s3" => Some(S3Server::start(s3_kind, s3_root).await?),
         "file" => None,
         other => bail!("--lake {other}: use s3 or file"),
     };
@@ -530,7 +551,14 @@ async fn export_synthetic(candles: usize, lake: &str, s3_server: &str) -> Result
     println!("|---|---|---|---|---|---|");
     let target = server.as_ref().map_or_else(
         || "file://".to_owned(),
-        |server| format!("S3 ({})", server.kind.name()),
+        |server| match &server.root {
+            Some(root) => format!(
+                "S3 ({}, buckets in {})",
+                server.kind.name(),
+                root.path().parent().unwrap_or(root.path()).display()
+            ),
+            None => format!("S3 ({})", server.kind.name()),
+        },
     );
     println!(
         "| export PostgreSQL → {target} (1m, {} day files) | {candles} | {:.2} s | {:.0} | {:.0} MB | {} |",
@@ -544,22 +572,52 @@ async fn export_synthetic(candles: usize, lake: &str, s3_server: &str) -> Result
 }
 
 /// pyarrow's side of `parquet-encode`: reads our file, then times `pq.write_table` of the same
-/// table with the same compression, level, statistics and row group size.
+/// table with the same compression, level, statistics, dictionaries and row group size, into
+/// memory: as one file, then one file per `argv[2]` rows (a UTC day of 1m candles). Prints the
+/// best time and the bytes of each.
 const PYARROW_ENCODE: &str = r#"
-import sys, time, pyarrow.parquet as pq
+import sys, time, pyarrow as pa, pyarrow.parquet as pq
 table = pq.read_table(sys.argv[1])
-best = float("inf")
-for _ in range(int(sys.argv[3])):
-    start = time.perf_counter()
-    pq.write_table(table, sys.argv[2], compression="zstd", compression_level=1,
-                   write_statistics=True, row_group_size=1024 * 1024)
-    best = min(best, time.perf_counter() - start)
-print(best)
+day, runs = int(sys.argv[2]), int(sys.argv[3])
+def encode(parts):
+    size = 0
+    for part in parts:
+        sink = pa.BufferOutputStream()
+        pq.write_table(part, sink, compression="zstd", compression_level=1,
+                       write_statistics=True, row_group_size=1024 * 1024,
+                       use_dictionary=["symbol", "interval"])
+        size += sink.getvalue().size
+    return size
+for parts in ([table], [table.slice(o, day) for o in range(0, table.num_rows, day)]):
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        size = encode(parts)
+        best = min(best, time.perf_counter() - start)
+    print(best, size)
 "#;
 
+/// Best time and total bytes of encoding each batch as its own file, `runs` times.
+fn time_encoding(batches: &[arrow::array::RecordBatch], runs: usize) -> Result<(f64, usize)> {
+    use pricecast_shared::lake::candles::encode_parquet;
+    let mut best = f64::INFINITY;
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        bytes = 0;
+        for batch in batches {
+            bytes += encode_parquet(std::slice::from_ref(batch))?.len();
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok((best, bytes))
+}
+
 fn parquet_encode(candles: usize) -> Result<()> {
+    use arrow::array::RecordBatch;
     use pricecast_shared::lake::candles::{CandleBatchBuilder, encode_parquet};
     const RUNS: usize = 3;
+    const DAY: usize = 1440;
     let series = synthetic_series("BTCUSDT", Interval::M1, candles);
     let first = series.first().context("empty series")?;
     let mut builder = CandleBatchBuilder::new(first.symbol.clone(), Interval::M1, candles);
@@ -567,20 +625,22 @@ fn parquet_encode(candles: usize) -> Result<()> {
         builder.push(candle)?;
     }
     let batch = builder.finish()?;
-    let mut best = f64::INFINITY;
-    let mut encoded = Vec::new();
-    for _ in 0..RUNS {
-        let started = Instant::now();
-        encoded = encode_parquet(std::slice::from_ref(&batch))?;
-        best = best.min(started.elapsed().as_secs_f64());
-    }
+    // Slices of a day's worth of 1m candles: files of the size the export writes.
+    let days: Vec<RecordBatch> = (0..candles)
+        .step_by(DAY)
+        .map(|offset| batch.slice(offset, DAY.min(candles - offset)))
+        .collect();
+    let ours = [
+        time_encoding(std::slice::from_ref(&batch), RUNS)?,
+        time_encoding(&days, RUNS)?,
+    ];
     let folder = tempfile::tempdir()?;
-    let ours = folder.path().join("pricecast.parquet");
-    std::fs::write(&ours, &encoded)?;
+    let file = folder.path().join("pricecast.parquet");
+    std::fs::write(&file, encode_parquet(std::slice::from_ref(&batch))?)?;
     let output = Command::new(venv_bin("python")?)
         .args(["-c", PYARROW_ENCODE])
-        .arg(&ours)
-        .arg(folder.path().join("pyarrow.parquet"))
+        .arg(&file)
+        .arg(DAY.to_string())
         .arg(RUNS.to_string())
         .output()
         .context("running pyarrow")?;
@@ -590,21 +650,36 @@ fn parquet_encode(candles: usize) -> Result<()> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let pyarrow: f64 = String::from_utf8_lossy(&output.stdout).trim().parse()?;
-    let pyarrow_size = std::fs::metadata(folder.path().join("pyarrow.parquet"))?.len();
-    println!("| encoder (best of {RUNS}) | rows | time | rows/s | file size | vs pyarrow |");
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| Pricecast (arrow-rs parquet 60) | {candles} | {best:.3} s | {:.0} | {:.1} MB | {:.2}× |",
-        candles as f64 / best,
-        encoded.len() as f64 / 1e6,
-        best / pyarrow
-    );
-    println!(
-        "| pyarrow `pq.write_table` | {candles} | {pyarrow:.3} s | {:.0} | {:.1} MB | 1.00× |",
-        candles as f64 / pyarrow,
-        pyarrow_size as f64 / 1e6
-    );
+    let pyarrow = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| -> Result<(f64, usize)> {
+            let (time, size) = line.split_once(' ').context("pyarrow's output")?;
+            Ok((time.parse()?, size.parse()?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if pyarrow.len() != ours.len() {
+        bail!(
+            "pyarrow printed {} results, expected {}",
+            pyarrow.len(),
+            ours.len()
+        );
+    }
+    println!("| encoder (best of {RUNS}) | files | rows | time | rows/s | bytes | vs pyarrow |");
+    println!("|---|---|---|---|---|---|---|");
+    let shapes = ["1".to_owned(), format!("{} (one per day)", days.len())];
+    for ((shape, (time, bytes)), (py_time, py_bytes)) in shapes.iter().zip(ours).zip(pyarrow) {
+        println!(
+            "| Pricecast (arrow-rs parquet 60) | {shape} | {candles} | {time:.3} s | {:.0} | {:.1} MB | {:.2}× |",
+            candles as f64 / time,
+            bytes as f64 / 1e6,
+            time / py_time
+        );
+        println!(
+            "| pyarrow `pq.write_table` | {shape} | {candles} | {py_time:.3} s | {:.0} | {:.1} MB | 1.00× |",
+            candles as f64 / py_time,
+            py_bytes as f64 / 1e6
+        );
+    }
     Ok(())
 }
 

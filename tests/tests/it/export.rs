@@ -100,6 +100,21 @@ fn assert_lake_matches(read: &Value, candles: &[Candle]) {
         );
         assert_eq!(file["compression"], "ZSTD");
         assert_eq!(file["statistics"], true);
+        // Dictionaries for the repeated strings only; the near-unique values are written plain.
+        for column in ["symbol", "interval"] {
+            assert_eq!(
+                file["encodings"][column],
+                serde_json::json!(["PLAIN", "RLE", "RLE_DICTIONARY"]),
+                "{path} {column}"
+            );
+        }
+        for column in ["open_time", "close", "taker_buy_quote", "trades"] {
+            assert_eq!(
+                file["encodings"][column],
+                serde_json::json!(["PLAIN", "RLE"]),
+                "{path} {column}"
+            );
+        }
         assert_eq!(file["row_groups"], 1);
         assert_eq!(file["sorted"], true);
         assert_eq!(file["duplicates"], 0);
