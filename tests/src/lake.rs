@@ -2,6 +2,7 @@
 //! credential checks on), a store wrapper that fails uploads on cue, and the independent
 //! Python reader (pyarrow + polars).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, UploadPart,
 };
-use pricecast_shared::lake::{LakeArgs, LakeUrl};
+use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
 
 /// Variables the test script exports for the S3 server.
 pub const S3_VARIABLES: [&str; 5] = [
@@ -250,4 +251,20 @@ impl ObjectStore for FailingStore {
     ) -> object_store::Result<()> {
         self.inner.copy_opts(from, to, options).await
     }
+}
+
+/// The etag of every object under `prefix`, by path relative to the lake root: what a test
+/// compares to tell which files a run rewrote.
+pub async fn etags(lake: &Lake, prefix: &str) -> BTreeMap<String, String> {
+    lake.list(prefix)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|meta| {
+            (
+                lake.relative(&meta.location).to_owned(),
+                meta.e_tag.unwrap_or_default(),
+            )
+        })
+        .collect()
 }

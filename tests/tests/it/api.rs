@@ -5,82 +5,21 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use pricecast_api::AppState;
 use pricecast_api::routes::ROUTES;
-use pricecast_api::{AppState, RunningServer};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::features::SEED_MA_WINDOW;
 use pricecast_shared::replay;
 use pricecast_shared::store::{AccessMode, JobOutcome, JobStatus, Store, StoreOptions};
+use pricecast_tests::api::TestApp;
 use pricecast_tests::db::TestDb;
 use rust_decimal::Decimal;
 use salvo::test::{ResponseExt, TestClient};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
-
-/// A server on 127.0.0.1:0, stopped when dropped.
-struct TestApp {
-    base: String,
-    client: reqwest::Client,
-    shutdown: CancellationToken,
-    server: Option<RunningServer>,
-}
-
-/// One answer: status, raw body (to check exact digits), parsed body and headers.
-struct Reply {
-    status: u16,
-    text: String,
-    json: Value,
-    headers: reqwest::header::HeaderMap,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl TestApp {
-    async fn get(&self, path: &str) -> Reply {
-        self.get_with(self.client.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    async fn get_with(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.expect("request reaches the server");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("response body");
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            text,
-            json,
-            headers,
-        }
-    }
-}
 
 /// Starts the real server over `store` on a free port.
 async fn spawn_app(store: Store) -> TestApp {
-    spawn_app_with(AppState::new(store)).await
-}
-
-async fn spawn_app_with(state: AppState) -> TestApp {
-    pricecast_shared::telemetry::init_for_tests();
-    let shutdown = CancellationToken::new();
-    let server = pricecast_api::start(
-        state,
-        "127.0.0.1:0".parse().expect("address"),
-        shutdown.clone(),
-    )
-    .await
-    .expect("bind a free port");
-    TestApp {
-        base: format!("http://{}", server.local_addr()),
-        client: reqwest::Client::new(),
-        shutdown,
-        server: Some(server),
-    }
+    TestApp::start(AppState::new(store)).await
 }
 
 fn btc() -> Symbol {
@@ -337,7 +276,7 @@ async fn candles_page_oldest_first_by_time_range() {
     let start = candles[5].open_time.to_rfc3339();
     let end = candles[7].open_time.timestamp_millis();
     let range = app
-        .get_with(
+        .send(
             app.client
                 .get(format!("{}/price/candles", app.base))
                 .query(&[("start", start), ("end", end.to_string())]),
@@ -643,7 +582,7 @@ async fn request_ids_are_echoed_or_generated() {
     assert!(!id.is_empty());
 
     let echoed = app
-        .get_with(
+        .send(
             app.client
                 .get(format!("{}/health", app.base))
                 .header("x-request-id", "trace-42"),
@@ -728,8 +667,8 @@ async fn price_responses_are_cached_for_the_ttl_only() {
     };
     let ttl = std::time::Duration::from_millis(600);
     let cached =
-        spawn_app_with(AppState::new(db.read_only_store().await).with_cache_ttl(ttl)).await;
-    let uncached = spawn_app_with(
+        TestApp::start(AppState::new(db.read_only_store().await).with_cache_ttl(ttl)).await;
+    let uncached = TestApp::start(
         AppState::new(db.read_only_store().await).with_cache_ttl(std::time::Duration::ZERO),
     )
     .await;

@@ -4,6 +4,7 @@
 use chrono::Utc;
 use pricecast_jobs::demo;
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
+use pricecast_tests::api::{Reply, TestApp};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
@@ -81,17 +82,9 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
     )
     .await
     .expect("read-only store");
-    let shutdown = CancellationToken::new();
-    let server = pricecast_api::start(
-        demo::app_state(&data, store).await,
-        "127.0.0.1:0".parse().expect("addr"),
-        shutdown.clone(),
-    )
-    .await
-    .expect("start API");
-    let base = format!("http://{}", server.local_addr());
-    let client = reqwest::Client::new();
-    let examples = demo::examples(&base, &data, Utc::now());
+    let mut app = TestApp::start(demo::app_state(&data, store).await).await;
+    let client = app.client.clone();
+    let examples = demo::examples(&app.base, &data, Utc::now());
     let mut checked = 0;
     for example in &examples {
         let (request, url) = if let Some(post) = example.strip_prefix("curl -X POST ") {
@@ -119,16 +112,16 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
         } else {
             continue;
         };
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let body = response.text().await.expect("body");
-        assert!(status.is_success(), "{example} answered {status}: {body}");
+        let Reply {
+            status,
+            content_type,
+            text: body,
+            ..
+        } = app.send(request).await;
+        assert!(
+            (200..300).contains(&status),
+            "{example} answered {status}: {body}"
+        );
         if url.contains("/price/history") || url.contains("/price/candles") {
             assert!(
                 !body.contains("\"count\":0"),
@@ -152,6 +145,7 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
         checked += 1;
     }
     assert!(checked >= 12, "only {checked} examples were checked");
-    shutdown.cancel();
+    app.shutdown.cancel();
+    let server = app.server.take().expect("server");
     server.wait().await.expect("server stops");
 }

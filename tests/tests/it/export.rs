@@ -15,7 +15,7 @@ use pricecast_shared::runner::{self, JobSummary};
 use pricecast_shared::store::{JobStatus, Store};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::synthetic_series;
-use pricecast_tests::lake::{FailingStore, TestS3, read_lake};
+use pricecast_tests::lake::{FailingStore, TestS3, etags, read_lake};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -144,21 +144,6 @@ fn assert_lake_matches(read: &Value, candles: &[Candle]) {
             }
         }
     }
-}
-
-/// The etag of every object under the test prefix.
-async fn etags(lake: &Lake) -> BTreeMap<String, String> {
-    lake.list("candles")
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|meta| {
-            (
-                lake.relative(&meta.location).to_owned(),
-                meta.e_tag.unwrap_or_default(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -308,7 +293,7 @@ async fn rerun_is_idempotent_and_a_changed_day_rewrites_only_that_day() {
     export::run(&ctx, &plan(Interval::H1, ExportRange::Changed))
         .await
         .expect("first export");
-    let first = etags(&lake).await;
+    let first = etags(&lake, "candles").await;
 
     // Nothing changed: nothing is written.
     let again = export::run(&ctx, &plan(Interval::H1, ExportRange::Changed))
@@ -319,7 +304,7 @@ async fn rerun_is_idempotent_and_a_changed_day_rewrites_only_that_day() {
     export::run(&ctx, &plan(Interval::H1, ExportRange::Full))
         .await
         .expect("full export");
-    let full = etags(&lake).await;
+    let full = etags(&lake, "candles").await;
     for (path, tag) in first.iter().filter(|(p, _)| p.ends_with(".parquet")) {
         assert_eq!(full.get(path), Some(tag), "{path}: same bytes, same etag");
     }
@@ -341,7 +326,7 @@ async fn rerun_is_idempotent_and_a_changed_day_rewrites_only_that_day() {
         "{}",
         changed.detail
     );
-    let after = etags(&lake).await;
+    let after = etags(&lake, "candles").await;
     for (path, tag) in full.iter().filter(|(p, _)| p.ends_with(".parquet")) {
         if path.contains(&format!("date={day}")) {
             assert_ne!(after.get(path), Some(tag), "{path} should be rewritten");
@@ -388,7 +373,7 @@ async fn a_failure_mid_upload_keeps_the_previous_file_and_the_watermark() {
     let day = series[corrected_at].open_time.date_naive();
     let path = format!("candles/symbol=BTCUSDT/interval=1m/date={day}/part-0.parquet");
     let before = lake.get(&path).await.expect("get").expect("written");
-    let listing = etags(&lake).await;
+    let listing = etags(&lake, "candles").await;
     let watermark = db
         .store
         .watermark(export::JOB, &btc(), Interval::M1)
@@ -417,7 +402,11 @@ async fn a_failure_mid_upload_keeps_the_previous_file_and_the_watermark() {
         Some(before),
         "previous file intact"
     );
-    assert_eq!(etags(&lake).await, listing, "no partial or extra objects");
+    assert_eq!(
+        etags(&lake, "candles").await,
+        listing,
+        "no partial or extra objects"
+    );
     assert_eq!(
         db.store
             .watermark(export::JOB, &btc(), Interval::M1)

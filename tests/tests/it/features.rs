@@ -2,7 +2,6 @@
 //! credentials checked), turned into feature files by the features job, read back and checked
 //! by pyarrow, polars and a plain-Python recomputation from the candle files.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -16,7 +15,7 @@ use pricecast_shared::lake::Lake;
 use pricecast_shared::replay::bundled_candles;
 use pricecast_shared::store::{JobStatus, Store};
 use pricecast_tests::db::TestDb;
-use pricecast_tests::lake::TestS3;
+use pricecast_tests::lake::{TestS3, etags};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -90,21 +89,6 @@ fn read_features(s3: &TestS3) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("read_features.py prints JSON")
-}
-
-/// The etag of every feature object.
-async fn etags(lake: &Lake) -> BTreeMap<String, String> {
-    lake.list("features")
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|meta| {
-            (
-                lake.relative(&meta.location).to_owned(),
-                meta.e_tag.unwrap_or_default(),
-            )
-        })
-        .collect()
 }
 
 fn path(date: &str) -> String {
@@ -229,12 +213,12 @@ async fn features_from_exported_candles_are_exact_gap_aware_and_incremental() {
     assert_eq!(rows.target.iter().filter(|t| t.is_none()).count(), 2);
 
     // Nothing new: nothing is written.
-    let before = etags(&lake).await;
+    let before = etags(&lake, "features").await;
     let again = features::run(&context(&lake), &plan())
         .await
         .expect("re-run");
     assert_eq!(again.rows, 0, "{}", again.detail);
-    assert_eq!(etags(&lake).await, before);
+    assert_eq!(etags(&lake, "features").await, before);
 
     // A new candle on the 28th: that day is built, and the 27th gets its last target.
     let next = bundled(at(2023, 3, 28, 0), at(2023, 3, 28, 1));
@@ -248,7 +232,7 @@ async fn features_from_exported_candles_are_exact_gap_aware_and_incremental() {
         "{}",
         incremental.detail
     );
-    let after = etags(&lake).await;
+    let after = etags(&lake, "features").await;
     for (object, tag) in before.iter().filter(|(p, _)| p.ends_with(".parquet")) {
         let rewritten = object.contains("date=2023-03-27");
         assert_eq!(after.get(object) != Some(tag), rewritten, "{object}");

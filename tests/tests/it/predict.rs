@@ -9,96 +9,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use pricecast_api::AppState;
 use pricecast_api::served_models::ServedModels;
-use pricecast_api::{AppState, RunningServer};
 use pricecast_shared::champion::RegisteredModel;
 use pricecast_shared::domain::{Candle, Interval};
 use pricecast_shared::features::{self, FeatureRow, FeatureSpec};
 use pricecast_shared::lake::{LakeArgs, LakeUrl};
 use pricecast_shared::registry::{ModelRegistry, RegistryArgs};
+use pricecast_tests::api::{Reply, TestApp};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::pipeline::TrainedPipeline;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-/// A server on 127.0.0.1:0, stopped when dropped.
-struct PredictApp {
-    base: String,
-    client: reqwest::Client,
-    shutdown: CancellationToken,
-    _server: RunningServer,
-}
-
-impl Drop for PredictApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-/// One answer: status, content type, raw body and parsed body (`Null` when not JSON).
-struct Reply {
-    status: u16,
-    content_type: String,
-    text: String,
-    json: Value,
-}
-
-impl PredictApp {
-    async fn start(state: AppState) -> Self {
-        pricecast_shared::telemetry::init_for_tests();
-        let shutdown = CancellationToken::new();
-        let server = pricecast_api::start(
-            state,
-            "127.0.0.1:0".parse().expect("address"),
-            shutdown.clone(),
-        )
-        .await
-        .expect("bind a free port");
-        Self {
-            base: format!("http://{}", server.local_addr()),
-            client: reqwest::Client::new(),
-            shutdown,
-            _server: server,
-        }
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        reply(self.client.get(format!("{}{path}", self.base))).await
-    }
-
-    async fn post_json(&self, body: &Value) -> Reply {
-        self.post_raw(body.to_string()).await
-    }
-
-    async fn post_raw(&self, body: String) -> Reply {
-        reply(
-            self.client
-                .post(format!("{}/price/predict", self.base))
-                .header("content-type", "application/json")
-                .body(body),
-        )
-        .await
-    }
-}
-
-async fn reply(request: reqwest::RequestBuilder) -> Reply {
-    let response = request.send().await.expect("request reaches the server");
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let text = response.text().await.expect("response body");
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        content_type,
-        text,
-        json,
-    }
-}
 
 /// A JSON error answer with `status`, whose detail mentions every one of `words`.
 fn assert_error(reply: &Reply, status: u16, words: &[&str]) {
@@ -170,7 +92,7 @@ async fn get_predict_answers_with_every_field_and_the_champions_own_forecast() {
     let pipeline = TrainedPipeline::btc_hourly().await;
     let champion = pipeline.champion().await;
     let app =
-        PredictApp::start(TrainedPipeline::app_state(&pipeline.db, pipeline.served_models()).await)
+        TestApp::start(TrainedPipeline::app_state(&pipeline.db, pipeline.served_models()).await)
             .await;
 
     let reply = app.get("/price/predict").await;
@@ -243,7 +165,7 @@ async fn get_predict_answers_with_every_field_and_the_champions_own_forecast() {
     assert_error(&bad_horizon, 400, &["horizon"]);
 
     // The bundled history ended long ago: with a freshness limit the forecast is refused.
-    let stale = PredictApp::start(
+    let stale = TestApp::start(
         TrainedPipeline::app_state(&pipeline.db, pipeline.served_models())
             .await
             .with_max_stale_candles(Some(1)),
@@ -273,7 +195,7 @@ async fn get_predict_without_a_champion_answers_503_saying_how_to_get_one() {
         RegistryArgs::local(),
         vec![("BTCUSDT".parse().expect("symbol"), Interval::H1)],
     ));
-    let app = PredictApp::start(TrainedPipeline::app_state(&db, models).await).await;
+    let app = TestApp::start(TrainedPipeline::app_state(&db, models).await).await;
 
     let reply = app.get("/price/predict").await;
     assert_error(
@@ -281,14 +203,16 @@ async fn get_predict_without_a_champion_answers_503_saying_how_to_get_one() {
         503,
         &["no champion", "pricecast-BTCUSDT-1h", "pricecast-train"],
     );
-    let post = app.post_json(&json!({"prices": [1.0, 2.0]})).await;
+    let post = app
+        .post_json("/price/predict", &json!({"prices": [1.0, 2.0]}))
+        .await;
     assert_error(&post, 503, &["no champion"]);
     let models = app.get("/models").await;
     assert_eq!(models.status, 200, "{}", models.text);
     assert_eq!(models.json["models"][0]["champion"], Value::Null);
 
     // No registry configured at all.
-    let none = PredictApp::start(AppState::new(db.read_only_store().await)).await;
+    let none = TestApp::start(AppState::new(db.read_only_store().await)).await;
     let reply = none.get("/price/predict").await;
     assert_error(&reply, 503, &["no model registry is configured"]);
 }
@@ -305,8 +229,7 @@ async fn served_features_at_a_past_time_equal_the_training_frame_row() {
         .upsert_candles(&pipeline.candles[..=cut])
         .await
         .expect("candles up to t");
-    let app =
-        PredictApp::start(TrainedPipeline::app_state(&db, pipeline.served_models()).await).await;
+    let app = TestApp::start(TrainedPipeline::app_state(&db, pipeline.served_models()).await).await;
     let reply = app.get("/price/predict").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(time(&reply.json["based_on"]), t);
@@ -347,7 +270,7 @@ async fn post_predict_computes_what_ifs_and_names_every_bad_input() {
     let pipeline = TrainedPipeline::btc_hourly().await;
     let champion = pipeline.champion().await;
     let app =
-        PredictApp::start(TrainedPipeline::app_state(&pipeline.db, pipeline.served_models()).await)
+        TestApp::start(TrainedPipeline::app_state(&pipeline.db, pipeline.served_models()).await)
             .await;
     let candles_before = pipeline.db.btc_candles(Interval::H1).await;
     let runs_before = pipeline.db.store.job_runs(None, 1000).await.expect("runs");
@@ -359,7 +282,9 @@ async fn post_predict_computes_what_ifs_and_names_every_bad_input() {
         ("falling", series(93_000.0, -50.0, 60)),
         ("flat", series(90_000.0, 0.0, 60)),
     ] {
-        let reply = app.post_json(&json!({ "prices": prices })).await;
+        let reply = app
+            .post_json("/price/predict", &json!({ "prices": prices }))
+            .await;
         assert_eq!(reply.status, 200, "{name}: {}", reply.text);
         let predicted = number(&reply.json["predicted_price"]);
         assert!(predicted.is_finite() && predicted > 0.0, "{name}");
@@ -404,7 +329,10 @@ async fn post_predict_computes_what_ifs_and_names_every_bad_input() {
         .zip(row.values.iter().map(|v| json!(v)))
         .collect();
     let reply = app
-        .post_json(&json!({"features": by_name, "close": row.close}))
+        .post_json(
+            "/price/predict",
+            &json!({"features": by_name, "close": row.close}),
+        )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let offline = champion
@@ -495,7 +423,7 @@ async fn post_predict_computes_what_ifs_and_names_every_bad_input() {
         ),
     ];
     for (case, body, words) in bad {
-        let reply = app.post_json(&body).await;
+        let reply = app.post_json("/price/predict", &body).await;
         assert!(
             reply.status == 400 || (case == "unknown symbol" && reply.status == 503),
             "{case}: {} {}",
@@ -504,13 +432,18 @@ async fn post_predict_computes_what_ifs_and_names_every_bad_input() {
         );
         assert_error(&reply, reply.status, &words);
     }
-    let not_json = app.post_raw("{\"prices\": [1, 2,".to_owned()).await;
+    let not_json = app
+        .post_raw("/price/predict", "{\"prices\": [1, 2,".to_owned())
+        .await;
     assert_error(&not_json, 400, &[]);
     let too_big = app
-        .post_raw(format!(
-            "{{\"prices\": [{}]}}",
-            vec!["90000.123456789"; 8_000].join(",")
-        ))
+        .post_raw(
+            "/price/predict",
+            format!(
+                "{{\"prices\": [{}]}}",
+                vec!["90000.123456789"; 8_000].join(",")
+            ),
+        )
         .await;
     assert_error(&too_big, 413, &[]);
 
@@ -531,7 +464,7 @@ async fn models_lists_champion_and_challenger_with_their_provenance() {
     pipeline.train(false).await;
     let champion = pipeline.champion().await;
     let app =
-        PredictApp::start(TrainedPipeline::app_state(&pipeline.db, pipeline.served_models()).await)
+        TestApp::start(TrainedPipeline::app_state(&pipeline.db, pipeline.served_models()).await)
             .await;
 
     let reply = app.get("/models").await;
@@ -602,7 +535,7 @@ async fn models_lists_champion_and_challenger_with_their_provenance() {
 async fn chart_svg_draws_closes_and_the_forecast() {
     let pipeline = TrainedPipeline::btc_hourly().await;
     let app =
-        PredictApp::start(TrainedPipeline::app_state(&pipeline.db, pipeline.served_models()).await)
+        TestApp::start(TrainedPipeline::app_state(&pipeline.db, pipeline.served_models()).await)
             .await;
     let reply = app.get("/price/chart.svg?hours=72").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -683,7 +616,7 @@ async fn champion_swap_under_load_fails_no_request() {
     let pipeline = TrainedPipeline::btc_hourly().await;
     let models = pipeline.served_models();
     let app = Arc::new(
-        PredictApp::start(TrainedPipeline::app_state(&pipeline.db, models.clone()).await).await,
+        TestApp::start(TrainedPipeline::app_state(&pipeline.db, models.clone()).await).await,
     );
     let poll = CancellationToken::new();
     let polling = models
@@ -766,7 +699,7 @@ async fn unreachable_mlflow_registry_degrades_health_and_predictions_name_it() {
         args,
         vec![("BTCUSDT".parse().expect("symbol"), Interval::H1)],
     ));
-    let app = PredictApp::start(TrainedPipeline::app_state(&db, models).await).await;
+    let app = TestApp::start(TrainedPipeline::app_state(&db, models).await).await;
 
     let health = app.get("/health").await;
     assert_eq!(health.status, 200, "{}", health.text);
@@ -796,8 +729,7 @@ async fn unreachable_mlflow_registry_degrades_health_and_predictions_name_it() {
 async fn a_registry_failing_after_load_keeps_the_champion_served() {
     let pipeline = TrainedPipeline::btc_hourly().await;
     let models = pipeline.served_models();
-    let app =
-        PredictApp::start(TrainedPipeline::app_state(&pipeline.db, models.clone()).await).await;
+    let app = TestApp::start(TrainedPipeline::app_state(&pipeline.db, models.clone()).await).await;
     let health = app.get("/health").await;
     assert_eq!(health.json["status"], "healthy", "{}", health.text);
     assert_eq!(health.json["dependencies"]["registry"]["status"], "up");
