@@ -97,6 +97,14 @@ impl TestDb {
         candles
     }
 
+    /// The PostgreSQL pool, for SQL a test runs itself; panics on SQLite.
+    pub fn pg_pool(&self) -> &sqlx::PgPool {
+        match &self.store {
+            Store::Postgres(pg) => pg.pool(),
+            Store::Sqlite(_) => panic!("this test needs a PostgreSQL database"),
+        }
+    }
+
     /// Every stored BTCUSDT candle of `interval`, oldest first.
     pub async fn btc_candles(&self, interval: Interval) -> Vec<Candle> {
         self.store

@@ -190,10 +190,7 @@ async fn export_to_s3_is_exact_and_readable_by_pyarrow_and_polars() {
 
 /// Inserts candles of BTCUSDT 1h as SQL rows: `(open_time, open, high, low, close, volume,
 /// quote_volume, trades, taker_buy_base, taker_buy_quote)`, bypassing `rust_decimal`.
-async fn insert_raw(store: &Store, rows: &str) {
-    let Store::Postgres(pg) = store else {
-        panic!("PostgreSQL only")
-    };
+async fn insert_raw(db: &TestDb, rows: &str) {
     sqlx::query(&format!(
         "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume, \
          quote_volume, trades, taker_buy_base, taker_buy_quote, close_time, source) \
@@ -202,7 +199,7 @@ async fn insert_raw(store: &Store, rows: &str) {
          t::timestamptz + interval '59 minutes 59.999 seconds', 'test' \
          FROM (VALUES {rows}) AS r(t, o, h, l, c, v, q, n, b, bq)"
     ))
-    .execute(pg.pool())
+    .execute(db.pg_pool())
     .await
     .expect("insert candles");
 }
@@ -213,7 +210,7 @@ async fn postgres_numerics_reach_the_lake_exactly_and_inexact_ones_stop_the_expo
     // Scales as stored (none, short, 8, more with trailing zeros), 0, the smallest step,
     // 28 digits, a negative (no CHECK on quote volumes) and NULLs.
     insert_raw(
-        &db.store,
+        &db,
         "('2025-01-01T00:00:00Z', 0.00000001, 99999999999999999999.99999999, 0.00000001, \
           39610.14000000, 0, -1234.5, NULL, NULL, \
           12345678901234567890.12345678), \
@@ -232,7 +229,7 @@ async fn postgres_numerics_reach_the_lake_exactly_and_inexact_ones_stop_the_expo
     assert_lake_matches(&s3.read_back(), &db.btc_candles(Interval::H1).await);
 
     insert_raw(
-        &db.store,
+        &db,
         "('2025-01-03T00:00:00Z', 1, 2, 1, 1.123456789, 3, NULL, NULL, NULL, NULL)",
     )
     .await;
@@ -261,11 +258,8 @@ async fn postgres_plans_the_export_with_one_group_per_day() {
     let db = TestDb::postgres().await;
     let candles = synthetic_series("BTCUSDT", Interval::H1, 24 * 400);
     db.store.upsert_candles(&candles).await.expect("store");
-    let Store::Postgres(pg) = &db.store else {
-        unreachable!()
-    };
     sqlx::query("ANALYZE candles")
-        .execute(pg.pool())
+        .execute(db.pg_pool())
         .await
         .expect("analyze");
     let (plan,): (Value,) = sqlx::query_as(
@@ -273,7 +267,7 @@ async fn postgres_plans_the_export_with_one_group_per_day() {
          MAX(ingested_at) FROM candles WHERE symbol = 'BTCUSDT' AND interval = '1h' \
          GROUP BY day ORDER BY day",
     )
-    .fetch_one(pg.pool())
+    .fetch_one(db.pg_pool())
     .await
     .expect("explain");
     let groups = plan[0]["Plan"]["Plan Rows"].as_f64().expect("plan rows");

@@ -154,10 +154,7 @@ async fn new_candles_are_copied_alone_and_a_changed_candle_is_updated_not_duplic
     // Start with all but the newest 10.
     sqlx::query("DELETE FROM candles WHERE open_time > $1")
         .bind(all[989].open_time)
-        .execute(match &db.store {
-            Store::Postgres(pg) => pg.pool(),
-            Store::Sqlite(_) => unreachable!("a PostgreSQL store"),
-        })
+        .execute(db.pg_pool())
         .await
         .expect("trim");
     let ctx = context(&db.store, wh.config(300));
@@ -884,10 +881,7 @@ async fn feature_frames_are_mirrored_and_new_candles_add_their_rows_without_dupl
     let all = db.load_bundled("BTCUSDT", 1000).await;
     sqlx::query("DELETE FROM candles WHERE open_time > $1")
         .bind(all[899].open_time)
-        .execute(match &db.store {
-            Store::Postgres(pg) => pg.pool(),
-            Store::Sqlite(_) => unreachable!("a PostgreSQL store"),
-        })
+        .execute(db.pg_pool())
         .await
         .expect("trim");
     let ctx = context(&db.store, wh.config(300));
