@@ -8,6 +8,7 @@
 //! target/release/pricecast-bench api --seconds 15 --connections 64
 //! target/release/pricecast-bench export-synthetic --candles 1000000 --lake s3
 //! target/release/pricecast-bench export-synthetic --candles 1000000 --lake s3 --s3-server s3s-fs
+//! target/release/pricecast-bench export-synthetic --candles 1000000 --lake s3 --s3-server s3s-fs --s3-root /dev/shm
 //! target/release/pricecast-bench export-synthetic --candles 1000000 --lake file
 //! target/release/pricecast-bench parquet-encode --candles 1000000
 //! target/release/pricecast-bench sync-synthetic --candles 1000000
