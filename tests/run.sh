@@ -81,10 +81,14 @@ else
 fi
 pg_answers "$PRICECAST_TEST_PG_URL" || die "PostgreSQL at $PRICECAST_TEST_PG_URL does not answer"
 echo "using $PRICECAST_TEST_PG_URL ($(psql "$PRICECAST_TEST_PG_URL" -Atqc 'SHOW server_version'))"
-# Databases left behind by earlier test runs.
+# Databases left behind by earlier test runs: only those nobody is connected to, so a second
+# test run on the same server (another checkout) keeps its databases.
 psql "$PRICECAST_TEST_PG_URL" -Atqc \
-  "SELECT 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ' WITH (FORCE);' FROM pg_database WHERE datname LIKE 'pricecast\_test\_%'" \
-  | psql "$PRICECAST_TEST_PG_URL" -q >/dev/null
+  "SELECT quote_ident(datname) FROM pg_database d WHERE datname LIKE 'pricecast\_test\_%'
+     AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)" \
+  | while read -r leftover; do
+      psql "$PRICECAST_TEST_PG_URL" -qc "DROP DATABASE IF EXISTS $leftover" >/dev/null 2>&1 || true
+    done
 
 # --- S3 server (moto) and the Python readers ----------------------------------------------
 PY_REQUIREMENTS="moto[server]==5.2.5 pyarrow==26.0.1 polars==2.1.0 pandas==3.1.1 scikit-learn==1.9.1 kubernetes-validate==1.37.0 PyYAML==6.0.3"
