@@ -11,8 +11,11 @@
 #   - Two MLflow tracking servers on free loopback ports (sqlite backends): one serving
 #     artifacts through its proxy, one with artifacts in the S3 server; MLflow lives in its own
 #     cached virtualenv (it pins an older pyarrow). Stopped on exit.
-#   - unixODBC with the PostgreSQL ODBC driver (the sync tests' warehouse): checked, never
-#     installed here (.ci/run installs it).
+#   - the PostgreSQL ODBC driver (the sync tests' warehouse; the driver manager is built into
+#     the binaries), registered in /etc/odbcinst.ini.
+# What a fresh machine lacks is installed first: Debian/Ubuntu packages (PostgreSQL server and
+# client, python3-venv, the PostgreSQL ODBC driver, kubectl) with apt-get, as root or through
+# sudo, and cargo-nextest with cargo install. Without either, it stops naming what to install.
 # Then: cargo fmt --check, cargo clippy -D warnings, cargo build of the binaries, and
 # cargo nextest run --workspace.
 #
@@ -30,6 +33,52 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
+
+# --- What a fresh machine lacks -----------------------------------------------------------
+PG_ODBC_DRIVER="${PRICECAST_TEST_ODBC_DRIVER:-PostgreSQL Unicode}"
+odbc_driver_registered() {
+  if command -v odbcinst >/dev/null 2>&1; then
+    odbcinst -q -d 2>/dev/null | grep -qxF "[$PG_ODBC_DRIVER]"
+  else
+    grep -qxF "[$PG_ODBC_DRIVER]" /etc/odbcinst.ini 2>/dev/null
+  fi
+}
+have_initdb() {
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+say "System packages"
+need_apt=()
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+# The server is only started when none answers on 127.0.0.1:5432; cheap to have.
+have_initdb || need_apt+=(postgresql)
+# The lake, registry and deployment tests' tools run in Python virtualenvs.
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# The sync tests' warehouse: PostgreSQL reached through its ODBC driver.
+odbc_driver_registered || need_apt+=(odbc-postgresql)
+# The deployment tests render the kustomize manifests.
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  apt_get=()
+  if [ "$(id -u)" = 0 ]; then
+    apt_get=(apt-get)
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    apt_get=(sudo -n apt-get)
+  fi
+  command -v apt-get >/dev/null 2>&1 && [ "${#apt_get[@]}" -gt 0 ] \
+    || die "missing ${need_apt[*]}: install them (Debian/Ubuntu: sudo apt-get install ${need_apt[*]}) or run this as root"
+  echo "installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${apt_get[@]}" update -qq || die "apt-get update failed"
+  "${apt_get[@]}" install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null \
+    || die "apt-get install ${need_apt[*]} failed"
+else
+  echo "all present"
+fi
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  say "cargo install cargo-nextest"
+  cargo install cargo-nextest --locked || die "cannot install cargo-nextest"
+fi
 
 cleanup_actions=()
 cleanup() {
@@ -183,19 +232,14 @@ echo "using $PRICECAST_TEST_MLFLOW_URI (artifact proxy) and $PRICECAST_TEST_MLFL
 
 # --- Warehouse: unixODBC + the PostgreSQL ODBC driver (stand-in for Databricks) ------------
 say "ODBC warehouse driver"
-command -v odbcinst >/dev/null 2>&1 \
-  || die "unixODBC is not installed (apt-get install unixodbc unixodbc-dev odbc-postgresql)"
-PRICECAST_TEST_ODBC_DRIVER="${PRICECAST_TEST_ODBC_DRIVER:-PostgreSQL Unicode}"
-odbcinst -q -d | grep -qxF "[$PRICECAST_TEST_ODBC_DRIVER]" \
-  || die "ODBC driver '$PRICECAST_TEST_ODBC_DRIVER' is not registered in $(odbcinst -j | sed -n 's/^DRIVERS\.*: //p') (apt-get install odbc-postgresql)"
-export PRICECAST_TEST_ODBC_DRIVER
+odbc_driver_registered \
+  || die "ODBC driver '$PG_ODBC_DRIVER' is not registered in /etc/odbcinst.ini (apt-get install odbc-postgresql)"
+export PRICECAST_TEST_ODBC_DRIVER="$PG_ODBC_DRIVER"
 pg_major=$(psql "$PRICECAST_TEST_PG_URL" -Atqc 'SHOW server_version_num')
 [ "$pg_major" -ge 150000 ] || die "the sync tests need PostgreSQL 15 or later (MERGE); the server is $pg_major"
 echo "using ODBC driver '$PRICECAST_TEST_ODBC_DRIVER'; warehouse databases are created per test (pricecast_test_wh_*)"
 
 # --- Checks and tests ----------------------------------------------------------------------
-command -v cargo-nextest >/dev/null 2>&1 || die "cargo-nextest is not installed (cargo install cargo-nextest --locked)"
-
 say "cargo fmt --check"
 cargo fmt --all --check
 

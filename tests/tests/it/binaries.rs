@@ -313,3 +313,46 @@ async fn schedule_runs_every_job_and_a_failing_one_does_not_stop_the_others() {
     );
     assert!(stdout.contains("HTTP 418"), "{stdout}");
 }
+
+/// Shared libraries of the C runtime, which every Linux system has: a binary may need these and
+/// nothing else, so it runs on a machine with none of unixODBC, libpq, OpenSSL or SQLite.
+/// (The dynamic loader, `ld-linux-*`, is named per architecture.)
+const C_RUNTIME_LIBRARIES: [&str; 7] = [
+    "linux-vdso.so.1",
+    "libc.so.6",
+    "libm.so.6",
+    "libgcc_s.so.1",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+];
+
+#[test]
+fn binaries_need_no_system_library_beyond_the_c_runtime() {
+    let binaries = super::deploy::workspace_binaries();
+    assert!(binaries.contains("pricecast-sync"), "{binaries:?}");
+    for name in &binaries {
+        let output = Command::new("ldd")
+            .arg(binary(name))
+            .output()
+            .expect("run ldd");
+        let listing = text(&output.stdout);
+        assert!(
+            output.status.success(),
+            "ldd {name}: {listing}{}",
+            text(&output.stderr)
+        );
+        let needed: Vec<&str> = listing
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .collect();
+        assert!(needed.contains(&"libc.so.6"), "ldd {name}: {listing}");
+        for library in needed {
+            let file = library.rsplit('/').next().unwrap_or(library);
+            assert!(
+                C_RUNTIME_LIBRARIES.contains(&file) || file.starts_with("ld-linux"),
+                "{name} needs {library}, which a fresh machine may not have:\n{listing}"
+            );
+        }
+    }
+}

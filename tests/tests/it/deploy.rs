@@ -30,7 +30,7 @@ fn python() -> String {
 }
 
 /// The binaries the workspace builds for shipping, from `cargo metadata`.
-fn workspace_binaries() -> BTreeSet<String> {
+pub fn workspace_binaries() -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args([
