@@ -90,6 +90,14 @@ fn is_secret_key(key: &str) -> bool {
 }
 
 /// Splits `KEY=value;KEY={va;lue}` into pairs (braced values may hold `;`).
+/// The value of attribute `key` (any case) as written, braces included.
+pub(crate) fn attribute(s: &str, key: &str) -> Option<String> {
+    attributes(s)
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, value)| value)
+}
+
 fn attributes(s: &str) -> Vec<(String, String)> {
     let mut pairs = Vec::new();
     let mut rest = s;

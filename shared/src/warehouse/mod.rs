@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod dialect;
+mod driver;
 pub mod table;
 
 use chrono::{Datelike, Timelike};
@@ -23,6 +24,8 @@ pub use config::{OdbcConnectionString, WarehouseArgs, WarehouseConfig};
 pub use dialect::{Dialect, Namespace, StagingLoad};
 pub use table::{ColumnSpec, ColumnType, ColumnValues, RowBatch, TableSpec};
 
+/// Added to a driver manager's "Can't open lib" error: what to check.
+const DRIVER_NOT_LOADED_HINT: &str = " (install the ODBC driver and register it in /etc/odbcinst.ini, or $ODBCSYSINI/odbcinst.ini, by the absolute path of its library, or name that path in the connection string: Driver=/path/to/driver.so)";
 /// Seconds a login may take before the warehouse counts as unreachable.
 const LOGIN_TIMEOUT_SECS: u32 = 30;
 /// Digits of fractional seconds sent with timestamps: microseconds, what both dialects keep.
@@ -56,14 +59,21 @@ impl Warehouse {
     pub fn connect(config: &WarehouseConfig) -> Result<Self> {
         let target = config.connection_string.redacted();
         let secrets = config.connection_string.secrets();
-        let failed = |operation: &str, e: odbc_api::Error| Error::Warehouse {
-            operation: format!("{operation} {target}"),
-            message: scrub(&e.to_string(), &secrets),
+        let failed = |operation: &str, e: odbc_api::Error| {
+            let mut message = scrub(&e.to_string(), &secrets);
+            if message.contains("Can't open lib") {
+                message.push_str(DRIVER_NOT_LOADED_HINT);
+            }
+            Error::Warehouse {
+                operation: format!("{operation} {target}"),
+                message,
+            }
         };
         let env = odbc_api::environment().map_err(|e| failed("ODBC environment for", e))?;
+        let connection_string = driver::with_driver_path(config.connection_string.expose());
         let conn = env
             .connect_with_connection_string(
-                config.connection_string.expose(),
+                &connection_string,
                 ConnectionOptions {
                     login_timeout_sec: Some(LOGIN_TIMEOUT_SECS),
                     ..ConnectionOptions::default()
