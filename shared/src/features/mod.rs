@@ -8,6 +8,7 @@
 //! - [`seed`]: the seed app's features in exact decimals, as `/price/history` serves them.
 
 pub mod frame;
+pub mod parquet;
 pub mod rolling;
 pub mod seed;
 pub mod spec;

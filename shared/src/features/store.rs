@@ -20,14 +20,14 @@
 //! from `D − lookahead` (their targets) to `D + lookback` (their history), and nothing else.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::frame::{CLOSE, OPEN_TIME, VOLUME, feature_frame};
+use super::frame::{OPEN_TIME, feature_frame};
+pub use super::parquet::{decode_candles, decode_features, encode_features};
 use super::spec::{FEATURE_SET_VERSION, FeatureSpec};
 use crate::domain::{Interval, Symbol};
 use crate::error::{Error, Result};
@@ -328,32 +328,6 @@ pub async fn read_candle_days(
     Ok(files)
 }
 
-/// Decodes candle files (as read by [`read_candle_days`]) into one frame of the columns the
-/// features read, without copying the bytes.
-pub fn decode_candles(files: Vec<Bytes>) -> Result<DataFrame> {
-    let error = |e: PolarsError| Error::Features {
-        operation: "decoding candle files".to_owned(),
-        message: e.to_string(),
-    };
-    let columns = vec![OPEN_TIME.to_owned(), CLOSE.to_owned(), VOLUME.to_owned()];
-    let mut frame: Option<DataFrame> = None;
-    for bytes in files {
-        let day = ParquetReader::new(Cursor::new(bytes))
-            .with_columns(Some(columns.clone()))
-            .finish()
-            .map_err(error)?;
-        match frame.as_mut() {
-            None => frame = Some(day),
-            Some(all) => {
-                all.vstack_mut_owned(day).map_err(error)?;
-            }
-        }
-    }
-    let mut frame = frame.unwrap_or_default();
-    frame.rechunk_mut();
-    Ok(frame)
-}
-
 /// One day of features, encoded and ready to write.
 #[derive(Clone, Debug)]
 pub struct BuiltPartition {
@@ -404,8 +378,8 @@ pub fn build_partitions(
                 .timestamp_millis();
             let first = times.partition_point(|&t| t < start);
             let end = times.partition_point(|&t| t < start + MS_PER_DAY);
-            let mut day = frame.slice(first as i64, end - first);
-            let parquet = encode_features(&mut day)?;
+            let day = frame.slice(first as i64, end - first);
+            let parquet = encode_features(&day)?;
             Ok(BuiltPartition {
                 date,
                 parquet: Bytes::from(parquet),
@@ -415,20 +389,6 @@ pub fn build_partitions(
             })
         })
         .collect()
-}
-
-/// Encodes a feature frame as Parquet: zstd at its default level, statistics on.
-pub fn encode_features(frame: &mut DataFrame) -> Result<Vec<u8>> {
-    let error = |e: PolarsError| Error::Features {
-        operation: "encoding a feature file".to_owned(),
-        message: e.to_string(),
-    };
-    let mut out = Vec::new();
-    ParquetWriter::new(&mut out)
-        .with_compression(ParquetCompression::Zstd(None))
-        .finish(frame)
-        .map_err(error)?;
-    Ok(out)
 }
 
 /// A series' whole feature frame from the lake, oldest first, with its manifest. An error
@@ -493,29 +453,4 @@ pub async fn read_feature_files(
         files.push(bytes);
     }
     Ok(files)
-}
-
-/// Decodes feature files (as read by [`read_feature_files`]) into one frame; `None` when there
-/// are none.
-pub fn decode_features(files: Vec<Bytes>) -> Result<Option<DataFrame>> {
-    let error = |e: PolarsError| Error::Features {
-        operation: "decoding feature files".to_owned(),
-        message: e.to_string(),
-    };
-    let mut frame: Option<DataFrame> = None;
-    for bytes in files {
-        let day = ParquetReader::new(Cursor::new(bytes))
-            .finish()
-            .map_err(error)?;
-        match frame.as_mut() {
-            None => frame = Some(day),
-            Some(all) => {
-                all.vstack_mut_owned(day).map_err(error)?;
-            }
-        }
-    }
-    if let Some(frame) = frame.as_mut() {
-        frame.rechunk_mut();
-    }
-    Ok(frame)
 }

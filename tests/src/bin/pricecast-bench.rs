@@ -1028,13 +1028,13 @@ fn features_frame(candles: usize, python: Option<PathBuf>) -> Result<()> {
         Some(path) => path,
         None => venv_bin("python")?,
     };
-    let mut frame = {
+    let frame = {
         let series = synthetic_series("BTCUSDT", Interval::M1, candles);
         candle_frame(&series)?
     };
     let folder = tempfile::tempdir()?;
     let parquet = folder.path().join("candles.parquet");
-    std::fs::write(&parquet, encode_features(&mut frame)?)?;
+    std::fs::write(&parquet, encode_features(&frame)?)?;
     // Peak memory from here on: the feature frame, not the synthetic Candle structs.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let time = |spec: &FeatureSpec| -> Result<(f64, usize)> {
