@@ -1,15 +1,36 @@
 //! Fresh databases for tests: a new PostgreSQL database per test on the server the test script
 //! started (or found), or a new SQLite file in a temporary folder.
 
+use chrono::{DateTime, Utc};
 use pricecast_shared::domain::Interval;
 use pricecast_shared::store::{AccessMode, CandleQuery, Store, StoreOptions};
 use pricecast_shared::{domain::Candle, domain::Symbol, replay};
+use rust_decimal::Decimal;
+use sqlx::Row;
 
 /// Where the test PostgreSQL server is; the test script exports it.
 pub const PG_URL_VARIABLE: &str = "PRICECAST_TEST_PG_URL";
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Prefix of every database a test creates (the test script drops leftovers).
 pub const TEST_DB_PREFIX: &str = "pricecast_test_";
+
+/// One row of the seed app's `bitcoin_prices` view, as the seed's queries read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BitcoinPrice {
+    /// The row's id.
+    pub id: i64,
+    /// The close, exact.
+    pub price: Decimal,
+    /// The candle's open time.
+    pub timestamp: DateTime<Utc>,
+    /// Where the candle came from.
+    pub source: String,
+    /// When the candle was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The view's columns, oldest row first.
+const BITCOIN_PRICES_SQL: &str = "SELECT id, price, \"timestamp\", source, created_at FROM bitcoin_prices ORDER BY \"timestamp\"";
 
 /// A migrated database that belongs to one test.
 pub struct TestDb {
@@ -102,6 +123,47 @@ impl TestDb {
         match &self.store {
             Store::Postgres(pg) => pg.pool(),
             Store::Sqlite(_) => panic!("this test needs a PostgreSQL database"),
+        }
+    }
+
+    /// Every row of the seed app's `bitcoin_prices` view, oldest first. SQLite's view holds
+    /// exact decimal text and ISO 8601 text times; both are parsed here.
+    pub async fn bitcoin_prices(&self) -> Vec<BitcoinPrice> {
+        match &self.store {
+            Store::Postgres(pg) => sqlx::query(BITCOIN_PRICES_SQL)
+                .fetch_all(pg.pool())
+                .await
+                .expect("read bitcoin_prices")
+                .iter()
+                .map(|row| BitcoinPrice {
+                    id: row.get("id"),
+                    price: row.get("price"),
+                    timestamp: row.get("timestamp"),
+                    source: row.get("source"),
+                    created_at: row.get("created_at"),
+                })
+                .collect(),
+            Store::Sqlite(lite) => {
+                let rows: Vec<(i64, String, String, String, String)> =
+                    sqlx::query_as(BITCOIN_PRICES_SQL)
+                        .fetch_all(lite.pool())
+                        .await
+                        .expect("read bitcoin_prices");
+                let time = |text: &str| {
+                    DateTime::parse_from_rfc3339(text)
+                        .unwrap_or_else(|e| panic!("bitcoin_prices time {text:?}: {e}"))
+                        .with_timezone(&Utc)
+                };
+                rows.into_iter()
+                    .map(|(id, price, timestamp, source, created_at)| BitcoinPrice {
+                        id,
+                        price: price.parse().expect("bitcoin_prices price"),
+                        timestamp: time(&timestamp),
+                        source,
+                        created_at: time(&created_at),
+                    })
+                    .collect()
+            }
         }
     }
 

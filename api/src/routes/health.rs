@@ -23,6 +23,8 @@ pub struct HealthBody {
     /// `healthy`, `degraded` (the registry is down; predictions use the models held) or
     /// `unhealthy` (the database is down).
     pub status: String,
+    /// The database's state as the seed app named it: `connected` or `disconnected`.
+    pub database: String,
     /// Version of this build.
     pub version: String,
     /// Seconds since the service started.
@@ -126,6 +128,12 @@ pub async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), ApiErro
             (Some(_), _) => "unhealthy",
             (None, true) => "degraded",
             (None, false) => "healthy",
+        }
+        .into(),
+        database: if failure.is_none() {
+            "connected"
+        } else {
+            "disconnected"
         }
         .into(),
         version: env!("CARGO_PKG_VERSION").into(),

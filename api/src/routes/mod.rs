@@ -21,15 +21,15 @@ pub const ENDPOINTS: [(&str, &str); 11] = [
     ("/", "This list of endpoints"),
     (
         "/price/latest",
-        "Newest candle of a series: price (close), timestamp and OHLCV (?symbol=&interval=)",
+        "Newest price of a series: price (close), timestamp, source, last_updated (when it was stored) and the candle's OHLCV (?symbol=&interval=)",
     ),
     (
         "/price/history",
-        "Closes of the last `hours` hours, newest first, with the seed features price_t-1..price_t-5 and ma_10 (?hours=24&limit=100&symbol=&interval=)",
+        "Array of the newest `limit` closes of the last `hours` hours, oldest first, each with id, source, created_at and the seed features price_t+1, price_t-1..price_t-5 and ma_10 (?hours=24&limit=100&symbol=&interval=)",
     ),
     (
         "/price/stats",
-        "Min, max, mean, standard deviation and change of the closes of the last `hours` hours (?hours=24&symbol=&interval=)",
+        "period_hours, total_records, min_price, max_price, avg_price and latest_price of the closes of the last `hours` hours, with their standard deviation and change (?hours=24&symbol=&interval=)",
     ),
     (
         "/price/candles",
@@ -53,7 +53,7 @@ pub const ENDPOINTS: [(&str, &str); 11] = [
     ),
     (
         "/health",
-        "Service and database health (503 when the database is down)",
+        "Service and database health: status, database (connected/disconnected) and each dependency (503 when the database is down)",
     ),
     ("/metrics", "Prometheus metrics"),
 ];

@@ -1,10 +1,11 @@
 //! `/price/*`: the newest price, recent history with the seed features, window statistics and
-//! raw candles. Prices are exact decimals, written as JSON numbers with their stored digits.
+//! raw candles, in the seed app's JSON shapes (with Pricecast's keys added). Prices are exact
+//! decimals, written as JSON numbers with their stored digits.
 
 use chrono::{DateTime, Duration, Utc};
 use pricecast_shared::domain::{Candle, Interval, PricePoint, Symbol};
 use pricecast_shared::features::{SEED_HISTORY, SeedFeatures, seed_features};
-use pricecast_shared::store::CandleQuery;
+use pricecast_shared::store::{CandleQuery, ChangedCandle, StoredPrice};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use salvo::oapi::{ToParameters, ToSchema};
@@ -55,7 +56,7 @@ pub struct HistoryQuery {
     /// Window: candles opened in the last `hours` hours, 1 to 87600 (default 24).
     #[salvo(parameter(value_type = Option<i64>))]
     hours: Option<String>,
-    /// Most rows returned, newest first, 1 to 5000 (default 100).
+    /// Most rows returned (the window's newest, sent oldest first), 1 to 5000 (default 100).
     #[salvo(parameter(value_type = Option<i64>))]
     limit: Option<String>,
 }
@@ -93,20 +94,25 @@ pub struct CandlesQuery {
     offset: Option<String>,
 }
 
-/// The newest candle of a series.
+/// The newest candle of a series: the seed app's `LatestPriceResponse` (`price`, `timestamp`,
+/// `source`, `last_updated`) plus the series and the candle's OHLCV.
 #[derive(Debug, Serialize, ToSchema)]
 #[salvo(schema(name = LatestPrice))]
 pub struct LatestPrice {
-    /// Trading pair.
-    pub symbol: String,
-    /// Kline interval.
-    pub interval: String,
     /// Close of the newest candle.
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     #[salvo(schema(value_type = f64))]
     pub price: Decimal,
     /// Open time of the newest candle (RFC 3339).
     pub timestamp: DateTime<Utc>,
+    /// Where the candle came from (`binance`, `replay`).
+    pub source: String,
+    /// When the candle was stored: the time it was last inserted or changed.
+    pub last_updated: DateTime<Utc>,
+    /// Trading pair.
+    pub symbol: String,
+    /// Kline interval.
+    pub interval: String,
     /// Open time.
     pub open_time: DateTime<Utc>,
     /// Close time.
@@ -131,128 +137,161 @@ pub struct LatestPrice {
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     #[salvo(schema(value_type = f64))]
     pub volume: Decimal,
-    /// Where the candle came from (`binance`, `replay`).
-    pub source: String,
 }
 
-/// One history row: a close and the seed features at that candle.
+/// One history row, the seed app's `BitcoinPriceFeatureResponse`: a stored close with the
+/// closes around it and the ten-candle mean.
 #[derive(Debug, Serialize, ToSchema)]
 #[salvo(schema(name = HistoryRow))]
 pub struct HistoryRow {
-    /// Open time of the candle.
-    pub timestamp: DateTime<Utc>,
+    /// The candle's id in the `bitcoin_prices` view: its open time in seconds since the epoch.
+    pub id: i64,
     /// Close.
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     #[salvo(schema(value_type = f64))]
     pub price: Decimal,
-    /// Close one candle earlier; null across a gap.
+    /// Open time of the candle.
+    pub timestamp: DateTime<Utc>,
+    /// Where the candle came from (`binance`, `replay`).
+    pub source: String,
+    /// When the candle was stored: the time it was last inserted or changed.
+    pub created_at: DateTime<Utc>,
+    /// Close of the next candle; null on the newest candle and before a gap.
     #[serde(
-        rename = "price_t-1",
+        rename = "price_t+1",
         with = "rust_decimal::serde::arbitrary_precision_option"
     )]
-    #[salvo(schema(value_type = Option<f64>))]
-    pub price_t1: Option<Decimal>,
+    #[salvo(schema(value_type = Option<f64>, rename = "price_t+1", required))]
+    pub price_next: Option<Decimal>,
+    /// Close one candle earlier.
+    #[serde(
+        rename = "price_t-1",
+        with = "rust_decimal::serde::arbitrary_precision"
+    )]
+    #[salvo(schema(value_type = f64, rename = "price_t-1"))]
+    pub price_t1: Decimal,
     /// Close two candles earlier.
     #[serde(
         rename = "price_t-2",
-        with = "rust_decimal::serde::arbitrary_precision_option"
+        with = "rust_decimal::serde::arbitrary_precision"
     )]
-    #[salvo(schema(value_type = Option<f64>))]
-    pub price_t2: Option<Decimal>,
+    #[salvo(schema(value_type = f64, rename = "price_t-2"))]
+    pub price_t2: Decimal,
     /// Close three candles earlier.
     #[serde(
         rename = "price_t-3",
-        with = "rust_decimal::serde::arbitrary_precision_option"
+        with = "rust_decimal::serde::arbitrary_precision"
     )]
-    #[salvo(schema(value_type = Option<f64>))]
-    pub price_t3: Option<Decimal>,
+    #[salvo(schema(value_type = f64, rename = "price_t-3"))]
+    pub price_t3: Decimal,
     /// Close four candles earlier.
     #[serde(
         rename = "price_t-4",
-        with = "rust_decimal::serde::arbitrary_precision_option"
+        with = "rust_decimal::serde::arbitrary_precision"
     )]
-    #[salvo(schema(value_type = Option<f64>))]
-    pub price_t4: Option<Decimal>,
+    #[salvo(schema(value_type = f64, rename = "price_t-4"))]
+    pub price_t4: Decimal,
     /// Close five candles earlier.
     #[serde(
         rename = "price_t-5",
-        with = "rust_decimal::serde::arbitrary_precision_option"
+        with = "rust_decimal::serde::arbitrary_precision"
     )]
-    #[salvo(schema(value_type = Option<f64>))]
-    pub price_t5: Option<Decimal>,
-    /// Mean of the last ten closes, this one included; null without ten consecutive candles.
-    #[serde(with = "rust_decimal::serde::arbitrary_precision_option")]
-    #[salvo(schema(value_type = Option<f64>))]
-    pub ma_10: Option<Decimal>,
+    #[salvo(schema(value_type = f64, rename = "price_t-5"))]
+    pub price_t5: Decimal,
+    /// Mean of the last ten closes, this one included.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub ma_10: Decimal,
 }
 
-impl From<&SeedFeatures> for HistoryRow {
-    fn from(f: &SeedFeatures) -> Self {
-        let [price_t1, price_t2, price_t3, price_t4, price_t5] = f.lags;
-        Self {
-            timestamp: f.open_time,
-            price: f.price,
+impl HistoryRow {
+    /// The row of a stored close and its features; `None` when a lag or the mean is unknown
+    /// (the candle follows a gap too closely), a row the seed app dropped.
+    fn complete(stored: &StoredPrice, features: &SeedFeatures) -> Option<Self> {
+        let [
+            Some(price_t1),
+            Some(price_t2),
+            Some(price_t3),
+            Some(price_t4),
+            Some(price_t5),
+        ] = features.lags
+        else {
+            return None;
+        };
+        Some(Self {
+            id: stored.open_time.timestamp(),
+            price: stored.close,
+            timestamp: stored.open_time,
+            source: stored.source.clone(),
+            created_at: stored.ingested_at,
+            price_next: features.next,
             price_t1,
             price_t2,
             price_t3,
             price_t4,
             price_t5,
-            ma_10: f.ma_10,
-        }
+            ma_10: features.ma_10?,
+        })
     }
 }
 
-/// Recent closes with features, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-#[salvo(schema(name = HistoryBody))]
-pub struct HistoryBody {
-    /// Trading pair.
-    pub symbol: String,
-    /// Kline interval.
-    pub interval: String,
-    /// Window in hours.
-    pub hours: i64,
-    /// Rows returned.
-    pub count: usize,
-    /// The rows, newest first.
-    pub data: Vec<HistoryRow>,
-}
-
-/// Statistics of the closes in a window.
+/// Statistics of the closes in a window: the seed app's keys (`period_hours`, `total_records`,
+/// `min_price`, `max_price`, `avg_price`, `latest_price`) and Pricecast's.
 #[derive(Debug, Serialize, ToSchema)]
 #[salvo(schema(name = StatsBody))]
 pub struct StatsBody {
+    /// Window in hours, as asked.
+    pub period_hours: i64,
+    /// Candles in the window.
+    pub total_records: u64,
+    /// Lowest close.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub min_price: Decimal,
+    /// Highest close.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub max_price: Decimal,
+    /// Mean close, rounded to 8 decimal places.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub avg_price: Decimal,
+    /// Close of the newest candle in the window.
+    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[salvo(schema(value_type = f64))]
+    pub latest_price: Decimal,
     /// Trading pair.
     pub symbol: String,
     /// Kline interval.
     pub interval: String,
-    /// Window in hours.
+    /// Window in hours (`period_hours`).
     pub hours: i64,
-    /// Candles in the window.
+    /// Candles in the window (`total_records`).
     pub count: u64,
     /// Open time of the oldest candle in the window.
     pub from: DateTime<Utc>,
     /// Open time of the newest candle in the window.
     pub to: DateTime<Utc>,
-    /// Lowest close.
+    /// Lowest close (`min_price`).
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     #[salvo(schema(value_type = f64))]
     pub min: Decimal,
-    /// Highest close.
+    /// Highest close (`max_price`).
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     #[salvo(schema(value_type = f64))]
     pub max: Decimal,
-    /// Mean close, rounded to 8 decimal places.
+    /// Mean close, rounded to 8 decimal places (`avg_price`).
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     #[salvo(schema(value_type = f64))]
     pub mean: Decimal,
     /// Sample standard deviation of the closes; null for a single candle.
+    #[salvo(schema(required))]
     pub std: Option<f64>,
     /// Oldest close.
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     #[salvo(schema(value_type = f64))]
     pub first: Decimal,
-    /// Newest close.
+    /// Newest close (`latest_price`).
     #[serde(with = "rust_decimal::serde::arbitrary_precision")]
     #[salvo(schema(value_type = f64))]
     pub last: Decimal,
@@ -391,22 +430,28 @@ async fn empty_window(
     }
 }
 
-/// The newest price of a series (the seed app's fields: price, timestamp, source).
+/// The newest price of a series (the seed app's fields: price, timestamp, source,
+/// last_updated), with its candle.
 #[endpoint(tags("price"))]
 pub async fn latest(query: SeriesQuery, depot: &mut Depot) -> Result<Json<LatestPrice>, ApiError> {
     let state = app_state(depot)?;
     let (symbol, interval) =
         series(state, query.symbol.as_deref(), query.interval.as_deref()).await?;
-    let candle = state
+    let ChangedCandle {
+        candle,
+        ingested_at,
+    } = state
         .store
-        .latest_candle(&symbol, interval)
+        .latest_changed_candle(&symbol, interval)
         .await?
         .ok_or_else(|| nothing_stored(&symbol, interval))?;
     Ok(Json(LatestPrice {
-        symbol: symbol.to_string(),
-        interval: interval.to_string(),
         price: candle.close,
         timestamp: candle.open_time,
+        source: candle.source,
+        last_updated: ingested_at,
+        symbol: symbol.to_string(),
+        interval: interval.to_string(),
         open_time: candle.open_time,
         close_time: candle.close_time,
         open: candle.open,
@@ -414,19 +459,21 @@ pub async fn latest(query: SeriesQuery, depot: &mut Depot) -> Result<Json<Latest
         low: candle.low,
         close: candle.close,
         volume: candle.volume,
-        source: candle.source,
     }))
 }
 
-/// Closes of the last `hours` hours, newest first, with the seed features.
+/// The newest `limit` closes of the last `hours` hours, oldest first, with the seed features:
+/// a JSON array of the seed app's rows.
 ///
-/// Features come from the shared feature definitions (the ones training uses); a lag or average
-/// that would reach across a gap in the candles is null.
+/// Features come from the shared feature definitions (the ones training uses) and never reach
+/// across a gap in the candles: a candle whose five lags or ten-candle mean are not all known is
+/// left out, as the seed app dropped it; `price_t+1` is null on the newest candle and before a
+/// gap.
 #[endpoint(tags("price"))]
 pub async fn history(
     query: HistoryQuery,
     depot: &mut Depot,
-) -> Result<Json<HistoryBody>, ApiError> {
+) -> Result<Json<Vec<HistoryRow>>, ApiError> {
     let state = app_state(depot)?;
     let hours = params::integer("hours", query.hours.as_deref(), DEFAULT_HOURS, 1, MAX_HOURS)?;
     let limit = params::integer(
@@ -443,7 +490,7 @@ pub async fn history(
     // The window's newest `limit` candles and the history the oldest of them needs.
     let mut recent = state
         .store
-        .closes(&CandleQuery {
+        .stored_prices(&CandleQuery {
             symbol: symbol.clone(),
             interval,
             from: None,
@@ -462,20 +509,16 @@ pub async fn history(
         return Err(empty_window(state, &symbol, interval, hours, now).await);
     }
     recent.reverse();
-    let features = seed_features(&recent, interval);
-    let data: Vec<HistoryRow> = features
+    let points: Vec<PricePoint> = recent.iter().map(PricePoint::from).collect();
+    let features = seed_features(&points, interval);
+    let before_window = recent.len() - in_window;
+    let rows = recent
         .iter()
-        .rev()
-        .take(in_window)
-        .map(HistoryRow::from)
+        .zip(&features)
+        .skip(before_window)
+        .filter_map(|(stored, features)| HistoryRow::complete(stored, features))
         .collect();
-    Ok(Json(HistoryBody {
-        symbol: symbol.to_string(),
-        interval: interval.to_string(),
-        hours,
-        count: data.len(),
-        data,
-    }))
+    Ok(Json(rows))
 }
 
 /// Running statistics over closes, read oldest first.
@@ -537,6 +580,12 @@ impl CloseStats {
             (change / self.first * Decimal::ONE_HUNDRED).round_dp(COMPUTED_SCALE)
         };
         StatsBody {
+            period_hours: hours,
+            total_records: self.count,
+            min_price: self.min,
+            max_price: self.max,
+            avg_price: mean,
+            latest_price: self.last,
             symbol: symbol.to_string(),
             interval: interval.to_string(),
             hours,

@@ -1,8 +1,9 @@
 //! The seed app's features in exact decimals, as `/price/history` serves them: the previous
-//! five closes (`price_t-1` … `price_t-5`) and the mean of the last ten closes including the
-//! current one (`ma_10`). A lag is taken only from the candle
-//! exactly one interval earlier: a lag that would cross a gap in the candles is missing, never the
-//! wrong candle, and a moving average needs ten consecutive candles.
+//! five closes (`price_t-1` … `price_t-5`), the mean of the last ten closes including the
+//! current one (`ma_10`) and the next close (`price_t+1`). A lag is taken only from the candle
+//! exactly one interval earlier (and the next close only from the candle exactly one interval
+//! later): a value that would cross a gap in the candles is missing, never the wrong candle, and
+//! a moving average needs ten consecutive candles.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -30,19 +31,27 @@ pub struct SeedFeatures {
     pub lags: [Option<Decimal>; SEED_LAGS],
     /// Mean close over the last ten candles, this one included.
     pub ma_10: Option<Decimal>,
+    /// Close of the next candle (`price_t+1`); missing for the newest candle and before a gap.
+    pub next: Option<Decimal>,
 }
 
 /// Computes seed features for every close of one series (oldest first).
 ///
-/// Rows near the start, or right after a gap, have `None` where history is missing.
+/// Rows near the start, or right after a gap, have `None` where history is missing; the newest
+/// row, and a row right before a gap, have no next close.
 pub fn seed_features(candles: &[PricePoint], interval: Interval) -> Vec<SeedFeatures> {
+    let follows = |i: usize| {
+        interval.next_open(candles[i - 1].open_time.timestamp_millis())
+            == candles[i].open_time.timestamp_millis()
+    };
     // run[i]: how many consecutive candles end at i (1 = no contiguous predecessor).
     let mut run = vec![0usize; candles.len()];
     for i in 0..candles.len() {
-        let contiguous = i > 0
-            && interval.next_open(candles[i - 1].open_time.timestamp_millis())
-                == candles[i].open_time.timestamp_millis();
-        run[i] = if contiguous { run[i - 1] + 1 } else { 1 };
+        run[i] = if i > 0 && follows(i) {
+            run[i - 1] + 1
+        } else {
+            1
+        };
     }
     let mut window_sum = Decimal::ZERO;
     candles
@@ -62,11 +71,13 @@ pub fn seed_features(candles: &[PricePoint], interval: Interval) -> Vec<SeedFeat
                     .round_dp(MA_SCALE)
                     .normalize()
             });
+            let next = (i + 1 < candles.len() && follows(i + 1)).then(|| candles[i + 1].close);
             SeedFeatures {
                 open_time: candle.open_time,
                 price: candle.close,
                 lags,
                 ma_10,
+                next,
             }
         })
         .collect()
@@ -100,6 +111,8 @@ mod tests {
         assert_eq!(rows[8].ma_10, None);
         assert_eq!(rows[2].lags[2], None);
         assert_eq!(rows[2].lags[1], Some(Decimal::from(100)));
+        assert_eq!(rows[10].next, Some(Decimal::from(111)));
+        assert_eq!(rows[11].next, None, "the newest close has no next one yet");
     }
 
     #[test]
@@ -110,5 +123,7 @@ mod tests {
         assert_eq!(rows[3].lags[0], None);
         assert_eq!(rows[4].lags[0], Some(Decimal::from(5)));
         assert_eq!(rows[4].lags[1], None);
+        assert_eq!(rows[2].next, None, "the candle after hour 2 is missing");
+        assert_eq!(rows[1].next, Some(Decimal::from(3)));
     }
 }

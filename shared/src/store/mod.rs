@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::domain::{Candle, Interval, PricePoint, Symbol};
@@ -90,6 +91,29 @@ pub struct ChangedCandle {
     pub candle: Candle,
     /// When the row was last inserted or changed (`ingested_at`).
     pub ingested_at: DateTime<Utc>,
+}
+
+/// A close with where its candle came from and when it was stored: a row of the seed app's
+/// price table (the `bitcoin_prices` view's `price`, `source` and `created_at`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPrice {
+    /// Open time of the candle.
+    pub open_time: DateTime<Utc>,
+    /// Close of the candle.
+    pub close: Decimal,
+    /// Where the candle came from (`binance`, `replay`).
+    pub source: String,
+    /// When the row was last inserted or changed (`ingested_at`).
+    pub ingested_at: DateTime<Utc>,
+}
+
+impl From<&StoredPrice> for PricePoint {
+    fn from(p: &StoredPrice) -> Self {
+        Self {
+            open_time: p.open_time,
+            close: p.close,
+        }
+    }
 }
 
 /// A run of missing candles: every open time from `start` to `end` (inclusive) is absent.
@@ -284,22 +308,33 @@ impl Store {
         dispatch!(self, s => s.closes(query).await)
     }
 
+    /// Closes matching a query with their candles' `source` and `ingested_at`.
+    pub async fn stored_prices(&self, query: &CandleQuery) -> Result<Vec<StoredPrice>> {
+        dispatch!(self, s => s.stored_prices(query).await)
+    }
+
     /// The newest candle of a series.
     pub async fn latest_candle(
         &self,
         symbol: &Symbol,
         interval: Interval,
     ) -> Result<Option<Candle>> {
-        let query = CandleQuery {
-            symbol: symbol.clone(),
-            interval,
-            from: None,
-            to: None,
-            limit: 1,
-            offset: 0,
-            newest_first: true,
-        };
-        Ok(self.candles(&query).await?.into_iter().next())
+        Ok(self
+            .candles(&newest_candle_query(symbol, interval))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The newest candle of a series with the time it was stored.
+    pub async fn latest_changed_candle(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+    ) -> Result<Option<ChangedCandle>> {
+        let query = newest_candle_query(symbol, interval);
+        let candles = dispatch!(self, s => s.changed_candles(&query).await)?;
+        Ok(candles.into_iter().next())
     }
 
     /// Every stored series with its size and time range.
@@ -450,6 +485,19 @@ impl Store {
     /// Tries to take the exclusive lock of a job; `None` when another run holds it.
     pub async fn try_lock_job(&self, job: &str) -> Result<Option<JobLock>> {
         dispatch!(self, s => s.try_lock_job(job).await)
+    }
+}
+
+/// The query selecting the newest candle of a series.
+fn newest_candle_query(symbol: &Symbol, interval: Interval) -> CandleQuery {
+    CandleQuery {
+        symbol: symbol.clone(),
+        interval,
+        from: None,
+        to: None,
+        limit: 1,
+        offset: 0,
+        newest_first: true,
     }
 }
 

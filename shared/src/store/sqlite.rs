@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 
 use super::{
     ACQUIRE_TIMEOUT, AccessMode, CandleQuery, ChangeFilter, ChangedCandle, ChangedDay, Gap,
-    JobLock, JobOutcome, JobRun, JobStatus, SeriesSummary, StoreOptions,
+    JobLock, JobOutcome, JobRun, JobStatus, SeriesSummary, StoreOptions, StoredPrice,
 };
 use crate::domain::{Candle, Interval, PricePoint, Symbol};
 use crate::error::{Error, Result};
@@ -163,6 +163,38 @@ impl SqliteStore {
                 Ok(PricePoint {
                     open_time: millis(r.try_get("open_time")?)?,
                     close: decimal(r, "close")?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(symbol = %q.symbol, interval = %q.interval))]
+    pub(super) async fn stored_prices(&self, q: &CandleQuery) -> Result<Vec<StoredPrice>> {
+        let rows = self
+            .range_rows(q, "open_time, close, source, ingested_at")
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredPrice {
+                    open_time: millis(r.try_get("open_time")?)?,
+                    close: decimal(r, "close")?,
+                    source: r.try_get("source")?,
+                    ingested_at: millis(r.try_get("ingested_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(symbol = %q.symbol, interval = %q.interval))]
+    pub(super) async fn changed_candles(&self, q: &CandleQuery) -> Result<Vec<ChangedCandle>> {
+        let rows = self
+            .range_rows(q, &format!("{CANDLE_COLUMNS}, ingested_at"))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ChangedCandle {
+                    candle: candle_from_row(r)?,
+                    ingested_at: millis(r.try_get("ingested_at")?)?,
                 })
             })
             .collect()

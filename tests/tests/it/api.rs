@@ -57,6 +57,14 @@ fn digits(value: &Value) -> String {
     value.to_string()
 }
 
+fn time(value: &Value) -> DateTime<Utc> {
+    value
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .unwrap_or_else(|| panic!("expected an RFC 3339 time, got {value}"))
+        .with_timezone(&Utc)
+}
+
 fn read_only_options() -> StoreOptions {
     StoreOptions {
         mode: AccessMode::ReadOnly,
@@ -82,6 +90,9 @@ async fn latest_price_keeps_exact_digits_on_both_backends() {
         assert_eq!(reply.json["interval"], "1h");
         assert_eq!(reply.json["timestamp"], "2025-04-28T07:00:00Z");
         assert_eq!(reply.json["source"], "replay");
+        let stored = db.bitcoin_prices().await;
+        let stored = stored.last().expect("the view's newest row");
+        assert_eq!(time(&reply.json["last_updated"]), stored.created_at);
         assert_eq!(digits(&reply.json["high"]), newest.high.to_string());
         assert_eq!(digits(&reply.json["volume"]), newest.volume.to_string());
 
@@ -125,7 +136,7 @@ async fn default_interval_is_the_finest_stored() {
 }
 
 #[tokio::test]
-async fn history_features_are_the_seed_features_and_stop_at_the_gap() {
+async fn history_rows_are_the_seed_rows_oldest_first_and_stop_at_the_gap() {
     for db in TestDb::both().await {
         // 2023-03-24 has no 13:00 candle: the exchange had an outage.
         let candles = load_range(&db, at(2023, 3, 23, 0), at(2023, 3, 24, 15)).await;
@@ -135,60 +146,83 @@ async fn history_features_are_the_seed_features_and_stop_at_the_gap() {
                 .find(|c| c.open_time == t)
                 .expect("candle at time")
                 .close
+                .to_string()
         };
+        let view = db.bitcoin_prices().await;
         let app = spawn_app(db.read_only_store().await).await;
         let hours = hours_back_to(at(2023, 3, 23, 0));
 
+        // The newest five candles: 10:00, 11:00, 12:00, then 14:00 and 15:00 after the gap,
+        // which lack lags and are left out as the seed app's dropna() left them out.
         let reply = app
-            .get(&format!("/price/history?hours={hours}&limit=3"))
+            .get(&format!("/price/history?hours={hours}&limit=5"))
             .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
-        assert_eq!(reply.json["count"], 3);
-        assert_eq!(reply.json["hours"], hours);
-        assert_eq!(reply.json["interval"], "1h");
-        let data = reply.json["data"].as_array().expect("rows");
-        let times: Vec<&str> = data
-            .iter()
-            .map(|r| r["timestamp"].as_str().expect("timestamp"))
-            .collect();
+        let rows = reply.json.as_array().expect("an array of rows");
+        let times: Vec<DateTime<Utc>> = rows.iter().map(|r| time(&r["timestamp"])).collect();
         assert_eq!(
             times,
             [
-                "2023-03-24T15:00:00Z",
-                "2023-03-24T14:00:00Z",
-                "2023-03-24T12:00:00Z"
+                at(2023, 3, 24, 10),
+                at(2023, 3, 24, 11),
+                at(2023, 3, 24, 12)
             ]
         );
+        for (row, t) in rows.iter().zip(&times) {
+            let seed = view
+                .iter()
+                .find(|r| r.timestamp == *t)
+                .expect("the view's row");
+            assert_eq!(row["id"], seed.id);
+            assert_eq!(row["id"], t.timestamp());
+            assert_eq!(row["source"], "replay");
+            assert_eq!(time(&row["created_at"]), seed.created_at);
+            assert_eq!(digits(&row["price"]), close_at(*t));
+        }
+        // price_t+1 is the next candle's close, and null before the gap.
+        assert_eq!(digits(&rows[0]["price_t+1"]), close_at(at(2023, 3, 24, 11)));
+        assert_eq!(digits(&rows[1]["price_t+1"]), close_at(at(2023, 3, 24, 12)));
+        assert!(rows[2]["price_t+1"].is_null(), "{}", reply.text);
 
-        // 15:00: t-1 is 14:00; t-2 would be 13:00, which is missing.
-        assert_eq!(
-            digits(&data[0]["price_t-1"]),
-            close_at(at(2023, 3, 24, 14)).to_string()
-        );
-        assert!(data[0]["price_t-2"].is_null());
-        assert!(data[0]["ma_10"].is_null());
-        // 14:00, right after the gap: no lag at all.
-        assert_eq!(
-            digits(&data[1]["price"]),
-            close_at(at(2023, 3, 24, 14)).to_string()
-        );
-        assert!(data[1]["price_t-1"].is_null());
-        // 12:00 (the oldest row of the page) has its full history, fetched beyond the page.
-        let row = &data[2];
+        // 12:00 (the newest row with its history) has its full history, fetched beyond the page.
+        let row = &rows[2];
         assert!(reply.text.contains("\"price\":28080.0"), "{}", reply.text);
-        assert_eq!(
-            digits(&row["price_t-1"]),
-            close_at(at(2023, 3, 24, 11)).to_string()
-        );
-        assert_eq!(
-            digits(&row["price_t-5"]),
-            close_at(at(2023, 3, 24, 7)).to_string()
-        );
-        let window: Decimal = (3..=12).map(|h| close_at(at(2023, 3, 24, h))).sum();
+        assert_eq!(digits(&row["price_t-1"]), close_at(at(2023, 3, 24, 11)));
+        assert_eq!(digits(&row["price_t-5"]), close_at(at(2023, 3, 24, 7)));
+        let window: Decimal = (3..=12)
+            .map(|h| {
+                close_at(at(2023, 3, 24, h))
+                    .parse::<Decimal>()
+                    .expect("close")
+            })
+            .sum();
         let ma_10 = (window / Decimal::from(SEED_MA_WINDOW as u64))
             .round_dp(8)
             .normalize();
         assert_eq!(digits(&row["ma_10"]), ma_10.to_string());
+
+        // Only the candles after the gap in the window: none has its history.
+        let after_gap = app
+            .get(&format!("/price/history?hours={hours}&limit=2"))
+            .await;
+        assert_eq!(after_gap.status, 200, "{}", after_gap.text);
+        assert_eq!(after_gap.json, serde_json::json!([]));
+
+        // The whole range: every candle from the tenth on (the first with ten closes), up to
+        // the gap, oldest first, each price_t+1 the next row's price.
+        let all = app
+            .get(&format!("/price/history?hours={hours}&limit=100"))
+            .await;
+        let rows = all.json.as_array().expect("rows");
+        let first = at(2023, 3, 23, 9);
+        let expected: Vec<DateTime<Utc>> = (0..28)
+            .map(|h| first + chrono::Duration::hours(h))
+            .collect();
+        let times: Vec<DateTime<Utc>> = rows.iter().map(|r| time(&r["timestamp"])).collect();
+        assert_eq!(times, expected, "{}", all.text);
+        for pair in rows.windows(2) {
+            assert_eq!(digits(&pair[0]["price_t+1"]), digits(&pair[1]["price"]));
+        }
     }
 }
 
@@ -208,11 +242,17 @@ async fn stats_match_a_computation_over_the_candles() {
         let reply = app.get(&format!("/price/stats?hours={hours}")).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         let stats = &reply.json;
+        assert_eq!(stats["period_hours"], hours);
+        assert_eq!(stats["total_records"], closes.len());
+        assert_eq!(stats["hours"], hours);
         assert_eq!(stats["count"], closes.len());
         let min = closes.iter().min().expect("closes");
         let max = closes.iter().max().expect("closes");
         let first = closes.first().expect("closes");
         let last = closes.last().expect("closes");
+        assert_eq!(digits(&stats["min_price"]), min.to_string());
+        assert_eq!(digits(&stats["max_price"]), max.to_string());
+        assert_eq!(digits(&stats["latest_price"]), last.to_string());
         assert_eq!(digits(&stats["min"]), min.to_string());
         assert_eq!(digits(&stats["max"]), max.to_string());
         assert_eq!(digits(&stats["first"]), first.to_string());
@@ -221,6 +261,7 @@ async fn stats_match_a_computation_over_the_candles() {
         assert_eq!(stats["to"], "2025-04-28T07:00:00Z");
         let sum: Decimal = closes.iter().sum();
         let mean = (sum / Decimal::from(closes.len() as u64)).round_dp(8);
+        assert_eq!(digits(&stats["avg_price"]), mean.to_string());
         assert_eq!(digits(&stats["mean"]), mean.to_string());
         let mean_f: f64 = closes
             .iter()
@@ -471,6 +512,7 @@ async fn unreachable_database_is_503_and_health_says_so() {
     let health = app.get("/health").await;
     assert_eq!(health.status, 503, "{}", health.text);
     assert_eq!(health.json["status"], "unhealthy");
+    assert_eq!(health.json["database"], "disconnected");
     let database = &health.json["dependencies"]["database"];
     assert_eq!(database["status"], "down");
     assert_eq!(database["backend"], "postgres");
@@ -495,6 +537,7 @@ async fn health_recovers_when_the_database_appears() {
     let missing = app.get("/health").await;
     assert_eq!(missing.status, 503, "{}", missing.text);
     assert_eq!(missing.json["dependencies"]["database"]["status"], "down");
+    assert_eq!(missing.json["database"], "disconnected");
 
     let writer = Store::connect(
         &url,
@@ -510,6 +553,7 @@ async fn health_recovers_when_the_database_appears() {
     let up = app.get("/health").await;
     assert_eq!(up.status, 200, "{}", up.text);
     assert_eq!(up.json["status"], "healthy");
+    assert_eq!(up.json["database"], "connected");
     assert_eq!(up.json["dependencies"]["database"]["backend"], "sqlite");
     assert!(up.json["dependencies"]["database"]["latency_ms"].is_number());
 

@@ -122,7 +122,14 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
             (200..300).contains(&status),
             "{example} answered {status}: {body}"
         );
-        if url.contains("/price/history") || url.contains("/price/candles") {
+        if url.contains("/price/history") {
+            let rows: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            assert!(
+                rows.as_array().is_some_and(|rows| !rows.is_empty()),
+                "{example} returned no rows: {body}"
+            );
+        }
+        if url.contains("/price/candles") {
             assert!(
                 !body.contains("\"count\":0"),
                 "{example} returned no rows: {body}"

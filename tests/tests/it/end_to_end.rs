@@ -575,6 +575,7 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
         health["dependencies"]["database"]["status"], "up",
         "{health}"
     );
+    assert_eq!(health["database"], "connected", "{health}");
     let (status, prediction) = api.get("/price/predict?symbol=BTCUSDT&interval=1h").await;
     assert!(status.is_success(), "{status} {prediction}");
     assert_forecast(&prediction, &champion, &stored, &frame);

@@ -10,5 +10,6 @@ mod export;
 mod features;
 mod predict;
 mod registry;
+mod seed_contract;
 mod sync;
 mod train;
