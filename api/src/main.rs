@@ -4,6 +4,12 @@ use clap::Parser;
 use pricecast_api::ApiArgs;
 use pricecast_shared::{runner, settings, telemetry};
 
+/// Allocates through mimalloc, as polars recommends: the feature pipeline allocates and frees
+/// column-sized buffers at a high rate, and glibc's allocator hands those back to the kernel and
+/// faults them in again zeroed (about a fifth of the feature frame's time, docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Pricecast's read-only REST API")]
 struct Cli {

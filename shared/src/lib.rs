@@ -20,10 +20,3 @@ pub mod telemetry;
 pub mod warehouse;
 
 pub use error::{Error, Result};
-
-/// Every Pricecast process allocates through mimalloc, as polars recommends: the feature
-/// pipeline allocates and frees column-sized buffers at a high rate, and glibc's allocator
-/// hands those back to the kernel and faults them in again zeroed, which cost about a fifth of
-/// the feature frame's time (docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

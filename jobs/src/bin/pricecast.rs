@@ -9,6 +9,12 @@ use pricecast_jobs::schedule::{self, ScheduleArgs};
 use pricecast_shared::settings::{DatabaseArgs, LogArgs, load_dotenv};
 use pricecast_shared::telemetry;
 
+/// Allocates through mimalloc, as polars recommends: the feature pipeline allocates and frees
+/// column-sized buffers at a high rate, and glibc's allocator hands those back to the kernel and
+/// faults them in again zeroed (about a fifth of the feature frame's time, docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Pricecast: crypto prices from Binance into PostgreSQL, served by a read-only API.
 #[derive(Parser, Debug)]
 #[command(name = "pricecast", version)]

@@ -46,6 +46,12 @@ use pricecast_tests::fake_binance::{FakeBinance, synthetic_series};
 use pricecast_tests::pipeline::export_and_build_features;
 use tokio_util::sync::CancellationToken;
 
+/// Allocates through mimalloc, as polars recommends: the feature pipeline allocates and frees
+/// column-sized buffers at a high rate, and glibc's allocator hands those back to the kernel and
+/// faults them in again zeroed (about a fifth of the feature frame's time, docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "pricecast-bench", about = "Pricecast benchmarks")]
 struct Cli {
