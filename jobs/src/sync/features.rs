@@ -4,8 +4,9 @@
 //! skipped, not an error), describe the table its definition needs ([`features_table`]), make
 //! sure the warehouse table has exactly those columns ([`check_columns`]), pick the days to send
 //! ([`days_to_push`]), then read, decode and convert them a few days at a time
-//! ([`frame_rows`]), stage and MERGE them on (symbol, interval, open_time) ([`load_batches`]),
-//! and only after the last MERGE committed move the watermark to the newest row sent.
+//! ([`FeatureFrames`], [`frame_rows`]), stage and MERGE them on (symbol, interval, open_time)
+//! through the pipeline, and only after the last MERGE committed move the watermark to the
+//! newest row sent.
 //!
 //! The watermark (`sync:features:<feature-set hash>` in `watermarks`) is the open time of the
 //! newest row pushed. A features run rebuilds the days whose candle inputs changed: new candles
@@ -14,9 +15,10 @@
 //! directions; the MERGE makes that idempotent. A new definition has a new hash, hence no
 //! watermark yet, and its whole frame is sent.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use futures::stream::{self, BoxStream, StreamExt};
 use polars::prelude::{DataFrame, DataType};
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::features::FeatureManifest;
@@ -27,12 +29,12 @@ use pricecast_shared::features::store::{
 use pricecast_shared::lake::Lake;
 use pricecast_shared::warehouse::{ColumnSpec, ColumnType, ColumnValues, RowBatch, TableSpec};
 use pricecast_shared::{Error, Result};
-use tokio::sync::mpsc;
 
-use super::model_runs::split;
-use super::{
-    SeriesReport, SharedWarehouse, SyncContext, SyncPlan, blocking_task, load_batches, on_warehouse,
+use super::pipeline::{
+    ChangeRequest, ChangedRows, Pipeline, SeriesReport, SeriesWatermark, SyncSource, SyncTable,
+    blocking_task,
 };
+use super::summary::RunSummary;
 
 /// Prefix of the watermark job of each feature definition: `sync:features:<hash>`.
 pub const FEATURES_WATERMARK: &str = "sync:features";
@@ -48,71 +50,30 @@ pub fn watermark_job(hash: &str) -> String {
     format!("{FEATURES_WATERMARK}:{hash}")
 }
 
-/// Table specs of the definitions seen, built once each: a spec is `'static`, and a process
-/// sees one definition or a few, so each is leaked once rather than per run.
-static TABLES: Mutex<Vec<&'static TableSpec>> = Mutex::new(Vec::new());
-
-/// The columns of the `features` table for a manifest's definition: the key, `close`, every
-/// feature (DOUBLE), every target (nullable DOUBLE) and `feature_set_hash`.
-pub fn feature_columns(manifest: &FeatureManifest) -> Vec<(String, ColumnType, bool)> {
-    let text = |max_len| ColumnType::Text { max_len };
+/// The `features` table of a manifest's definition, keyed by (symbol, interval, open_time):
+/// the key, `close`, every feature (DOUBLE), every target (nullable DOUBLE) and
+/// `feature_set_hash`.
+pub fn features_table(manifest: &FeatureManifest) -> TableSpec {
     let mut columns = vec![
-        (KEY[0].to_owned(), text(32), false),
-        (KEY[1].to_owned(), text(8), false),
-        (KEY[2].to_owned(), ColumnType::Timestamp, false),
-        (CLOSE.to_owned(), ColumnType::Double, false),
+        ColumnSpec::text(KEY[0], 32, false),
+        ColumnSpec::text(KEY[1], 8, false),
+        ColumnSpec::new(KEY[2], ColumnType::Timestamp, false),
+        ColumnSpec::new(CLOSE, ColumnType::Double, false),
     ];
     columns.extend(
         manifest
             .features
             .iter()
-            .map(|f| (f.clone(), ColumnType::Double, false)),
+            .map(|f| ColumnSpec::new(f.clone(), ColumnType::Double, false)),
     );
     columns.extend(
         manifest
             .targets
             .iter()
-            .map(|t| (t.clone(), ColumnType::Double, true)),
+            .map(|t| ColumnSpec::new(t.clone(), ColumnType::Double, true)),
     );
-    columns.push(("feature_set_hash".to_owned(), text(HASH_MAX_LEN), false));
-    columns
-}
-
-/// The `features` table of a manifest's definition ([`feature_columns`]), keyed by
-/// (symbol, interval, open_time).
-pub fn features_table(manifest: &FeatureManifest) -> &'static TableSpec {
-    let wanted = feature_columns(manifest);
-    let same = |spec: &TableSpec| {
-        spec.columns.len() == wanted.len()
-            && spec
-                .columns
-                .iter()
-                .zip(&wanted)
-                .all(|(c, (name, ty, nullable))| {
-                    c.name == name && c.ty == *ty && c.nullable == *nullable
-                })
-    };
-    let mut tables = TABLES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(spec) = tables.iter().find(|spec| same(spec)) {
-        return spec;
-    }
-    let columns: Vec<ColumnSpec> = wanted
-        .into_iter()
-        .map(|(name, ty, nullable)| ColumnSpec {
-            name: Box::leak(name.into_boxed_str()),
-            ty,
-            nullable,
-        })
-        .collect();
-    let spec: &'static TableSpec = Box::leak(Box::new(TableSpec {
-        name: FEATURES_TABLE_NAME,
-        columns: Box::leak(columns.into_boxed_slice()),
-        key: &KEY,
-    }));
-    tables.push(spec);
-    spec
+    columns.push(ColumnSpec::text("feature_set_hash", HASH_MAX_LEN, false));
+    TableSpec::new(FEATURES_TABLE_NAME, columns, &KEY)
 }
 
 /// Fails naming the columns when the warehouse table has columns the definition does not
@@ -157,7 +118,7 @@ pub fn days_to_push(
 /// A decoded feature frame as rows of `spec` for one series.
 pub fn frame_rows(
     frame: &DataFrame,
-    spec: &'static TableSpec,
+    spec: &Arc<TableSpec>,
     symbol: &Symbol,
     interval: Interval,
     feature_set_hash: &str,
@@ -169,8 +130,8 @@ pub fn frame_rows(
     let rows = frame.height();
     let repeat = |value: &str| ColumnValues::Text(vec![Some(value.to_owned()); rows]);
     let mut columns = Vec::with_capacity(spec.columns.len());
-    for column in spec.columns {
-        let values = match column.name {
+    for column in &spec.columns {
+        let values = match column.name.as_ref() {
             "symbol" => repeat(symbol.as_str()),
             "interval" => repeat(interval.as_str()),
             "feature_set_hash" => repeat(feature_set_hash),
@@ -198,16 +159,36 @@ pub fn frame_rows(
         };
         columns.push(values);
     }
-    let batch = RowBatch { spec, columns };
+    let batch = RowBatch {
+        spec: spec.clone(),
+        columns,
+    };
     batch.validate()?;
     Ok(batch)
 }
 
+/// Syncs the feature frames of every configured series, adding to `summary`.
+pub async fn sync_features(
+    pipeline: &Pipeline<'_>,
+    lake: &Lake,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    for (symbol, interval) in pipeline.plan.series() {
+        let report = push_features(pipeline, lake, symbol, interval).await?;
+        summary.add_series(
+            (symbol, interval),
+            &report,
+            "feature rows merged",
+            FEATURES_TABLE_NAME,
+            "newest feature row",
+        );
+    }
+    Ok(())
+}
+
 /// Sends the feature days of one series changed since the watermark and advances it.
 pub async fn push_features(
-    ctx: &SyncContext,
-    plan: &SyncPlan,
-    warehouse: &SharedWarehouse,
+    pipeline: &Pipeline<'_>,
     lake: &Lake,
     symbol: &Symbol,
     interval: Interval,
@@ -230,89 +211,99 @@ pub async fn push_features(
             ),
         });
     }
-    let spec = features_table(&manifest);
-    on_warehouse(warehouse, move |w| {
-        w.prepare_table(spec)?;
-        let existing = w.column_names(spec.name)?;
-        check_columns(
-            spec,
-            &w.dialect().table_name(w.namespace(), spec.name),
-            &existing,
-        )
-    })
-    .await?;
-    let job = watermark_job(&hash);
-    let watermark = ctx.store.watermark(&job, symbol, interval).await?;
-    let reach = input_reach(&manifest.spec(), interval);
-    let days = days_to_push(&manifest.partitions, watermark, reach);
-    let (tx, rx) = mpsc::channel(super::BATCHES_IN_FLIGHT);
-    let loader = tokio::spawn(load_batches(
-        warehouse.clone(),
+    let spec = Arc::new(features_table(&manifest));
+    let table = spec.clone();
+    pipeline
+        .on_warehouse(move |w| {
+            w.prepare_table(&table)?;
+            let existing = w.column_names(&table.name)?;
+            check_columns(
+                &table,
+                &w.dialect().table_name(w.namespace(), &table.name),
+                &existing,
+            )
+        })
+        .await?;
+    let table = SyncTable {
         spec,
-        rx,
-        plan.stop_after_staging,
-    ));
-    let batch_size = ctx.warehouse.batch_size;
-    let mut newest = watermark;
-    let mut read = Ok(());
-    for group in day_groups(&days, batch_size) {
-        if ctx.cancel.is_cancelled() {
-            read = Err(Error::Cancelled);
-            break;
-        }
-        let files = match read_feature_files(lake, group).await {
-            Ok(files) => files,
-            Err(e) => {
-                read = Err(e);
-                break;
-            }
-        };
-        let (symbol_owned, hash_owned) = (symbol.clone(), hash.clone());
-        let converted = blocking_task(move || {
+        watermark: Some(SeriesWatermark {
+            job: watermark_job(&hash).into(),
+            symbol: symbol.clone(),
+            interval,
+            settle: None,
+        }),
+    };
+    let frames = FeatureFrames {
+        lake,
+        reach: input_reach(&manifest.spec(), interval),
+        manifest,
+        symbol,
+        interval,
+    };
+    let report = pipeline.merge(&table, &frames).await?;
+    let days = frames.days(report.since).len();
+    tracing::info!(%symbol, %interval, table = FEATURES_TABLE_NAME, days, rows = report.rows, "feature frame synced");
+    Ok(report)
+}
+
+/// The feature frame of one series in the lake, read a few days at a time from the days a
+/// features run may have rebuilt since the watermark ([`days_to_push`]).
+#[derive(Debug)]
+pub struct FeatureFrames<'a> {
+    /// Where the feature files are.
+    pub lake: &'a Lake,
+    /// The series' manifest: its days and its definition.
+    pub manifest: FeatureManifest,
+    /// Days before and after a row that its features and targets read ([`input_reach`]).
+    pub reach: (i64, i64),
+    /// The series' symbol.
+    pub symbol: &'a Symbol,
+    /// The series' interval.
+    pub interval: Interval,
+}
+
+impl FeatureFrames<'_> {
+    /// The days to send after the watermark `since`.
+    fn days(&self, since: Option<DateTime<Utc>>) -> Vec<FeaturePartition> {
+        days_to_push(&self.manifest.partitions, since, self.reach)
+    }
+
+    /// Reads one group of days, then decodes and converts them (on a blocking thread) into the
+    /// batches the request asks for.
+    async fn read(
+        &self,
+        request: ChangeRequest,
+        days: Vec<FeaturePartition>,
+    ) -> Result<ChangedRows> {
+        let files = read_feature_files(self.lake, &days).await?;
+        let (spec, batch_size) = (request.spec, request.batch_size);
+        let (symbol, interval) = (self.symbol.clone(), self.interval);
+        let hash = self.manifest.feature_set_hash.clone();
+        let batches = blocking_task(move || {
             let Some(frame) = decode_features(files)? else {
                 return Ok(Vec::new());
             };
-            let rows = frame_rows(&frame, spec, &symbol_owned, interval, &hash_owned)?;
-            Ok(split(rows, batch_size))
+            Ok(frame_rows(&frame, &spec, &symbol, interval, &hash)?.split(batch_size))
         })
-        .await;
-        let batches = match converted {
-            Ok(batches) => batches,
-            Err(e) => {
-                read = Err(e);
-                break;
-            }
-        };
-        newest = newest.max(group.iter().filter_map(|p| p.max_open_time).max());
-        let mut sent = true;
-        for batch in batches {
-            if tx.send(batch).await.is_err() {
-                sent = false; // The loader failed; its error is reported below.
-                break;
-            }
-        }
-        if !sent {
-            break;
-        }
-    }
-    drop(tx);
-    let loaded = loader.await.unwrap_or_else(|e| {
-        Err(Error::Warehouse {
-            operation: "sync".into(),
-            message: format!("the loader stopped: {e}"),
+        .await?;
+        Ok(ChangedRows {
+            batches,
+            reached: days.iter().filter_map(|p| p.max_open_time).max(),
         })
-    });
-    let rows = loaded?;
-    read?;
-    let mut report = SeriesReport { rows, watermark };
-    if let Some(position) = newest.filter(|n| Some(*n) != watermark) {
-        ctx.store
-            .set_watermark(&job, symbol, interval, position)
-            .await?;
-        report.watermark = Some(position);
     }
-    tracing::info!(%symbol, %interval, table = spec.name, days = days.len(), rows, "feature frame synced");
-    Ok(report)
+}
+
+impl SyncSource for FeatureFrames<'_> {
+    fn changes(&self, request: ChangeRequest) -> BoxStream<'_, Result<ChangedRows>> {
+        let days = self.days(request.since);
+        let groups: Vec<Vec<FeaturePartition>> = day_groups(&days, request.batch_size)
+            .into_iter()
+            .map(<[FeaturePartition]>::to_vec)
+            .collect();
+        stream::iter(groups)
+            .then(move |group| self.read(request.clone(), group))
+            .boxed()
+    }
 }
 
 /// Consecutive days grouped so that each group holds about `batch_size` rows (whole days, at
@@ -363,7 +354,7 @@ mod tests {
     #[test]
     fn the_table_has_the_key_close_features_targets_and_hash() {
         let spec = features_table(&manifest());
-        let names: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
+        let names: Vec<&str> = spec.columns.iter().map(|c| c.name.as_ref()).collect();
         assert_eq!(
             names,
             [
@@ -380,19 +371,20 @@ mod tests {
         );
         assert_eq!(spec.key, ["symbol", "interval", "open_time"]);
         assert!(!spec.columns[5].nullable && spec.columns[6].nullable);
-        assert!(
-            std::ptr::eq(spec, features_table(&manifest())),
-            "built once"
+        assert_eq!(
+            spec,
+            features_table(&manifest()),
+            "the same for the same definition"
         );
     }
 
     #[test]
     fn extra_warehouse_columns_are_named() {
         let spec = features_table(&manifest());
-        let mut existing: Vec<String> = spec.columns.iter().map(|c| c.name.to_owned()).collect();
-        assert!(check_columns(spec, "t", &existing).is_ok());
+        let mut existing: Vec<String> = spec.columns.iter().map(|c| c.name.to_string()).collect();
+        assert!(check_columns(&spec, "t", &existing).is_ok());
         existing.push("ma_50".into());
-        let err = check_columns(spec, "t", &existing).expect_err("extra");
+        let err = check_columns(&spec, "t", &existing).expect_err("extra");
         assert!(err.to_string().contains("ma_50"), "{err}");
     }
 
@@ -430,7 +422,7 @@ mod tests {
 
     #[test]
     fn frames_become_rows_with_null_targets_and_the_hash() {
-        let spec = features_table(&manifest());
+        let spec = Arc::new(features_table(&manifest()));
         let frame = DataFrame::new(
             2,
             vec![
@@ -445,7 +437,7 @@ mod tests {
         .expect("frame");
         let rows = frame_rows(
             &frame,
-            spec,
+            &spec,
             &"BTCUSDT".parse().expect("symbol"),
             Interval::H1,
             "abc",

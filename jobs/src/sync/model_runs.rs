@@ -2,12 +2,15 @@
 //! the warehouse's `model_runs` and `model_metrics` tables.
 //!
 //! Steps: look the experiment up (a missing one is skipped, not an error), make sure both
-//! tables exist ([`Warehouse::prepare_table`]), read how far the last run got: the newest
-//! `end_time` of the experiment's rows in `model_runs` ([`Warehouse::newest_millis`]), list
-//! the runs that ended after it and at least `settle` ago ([`ModelRegistry::search_runs`]),
-//! then stage and MERGE their metrics and, last, the runs themselves ([`load_rows`]). The
-//! position lives in the rows merged, so it moves exactly when the runs' MERGE commits; a crash
-//! before re-lists the same runs, and re-merging them changes nothing.
+//! tables exist ([`Pipeline::prepare`]), read how far the last run got: the newest `end_time`
+//! of the experiment's rows in `model_runs` ([`Warehouse::newest_millis`]), list the runs that
+//! ended after it and at least `settle` ago ([`ModelRegistry::search_runs`]), then stage and
+//! MERGE their metrics and, last, the runs themselves, each table through the pipeline
+//! ([`Pipeline::merge`]). The position lives in the rows merged, so it moves exactly when the
+//! runs' MERGE commits; a crash before re-lists the same runs, and re-merging them changes
+//! nothing.
+//!
+//! [`Warehouse::newest_millis`]: pricecast_shared::warehouse::Warehouse::newest_millis
 //!
 //! A run still running has no end time and is left for a later sync. A run whose end time moves
 //! (it is ended again after more metrics were logged) is listed again and its rows updated.
@@ -16,13 +19,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
+use futures::stream::{self, BoxStream, StreamExt};
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::registry::{ExperimentId, ModelRegistry, Run, RunSearch, tags};
-use pricecast_shared::warehouse::{ColumnType, ColumnValues, RowBatch, TableSpec};
+use pricecast_shared::warehouse::{ColumnSpec, ColumnType, ColumnValues, RowBatch, TableSpec};
 use pricecast_shared::{Error, Result};
-use tokio::sync::mpsc;
 
-use super::{SharedWarehouse, SyncContext, SyncPlan, column, load_batches, on_warehouse, text};
+use super::pipeline::{ChangeRequest, ChangedRows, Pipeline, SyncSource, SyncTable};
+use super::summary::RunSummary;
 
 /// Runs staged at once: the JSON columns size the transfer buffers (rows × longest value).
 pub const RUNS_PER_BATCH: usize = 16;
@@ -32,42 +36,47 @@ pub const RUNS_PER_PAGE: usize = 1000;
 /// characters, and a run logs a few hundred of them at most.
 pub const JSON_MAX_LEN: usize = 1 << 20;
 
+/// Name of the table of runs.
+pub const MODEL_RUNS_TABLE: &str = "model_runs";
+/// Name of the table of metrics.
+pub const MODEL_METRICS_TABLE: &str = "model_metrics";
+
 /// The warehouse's `model_runs` table: one row per ended run.
-pub static MODEL_RUNS_TABLE: TableSpec = TableSpec {
-    name: "model_runs",
-    columns: &[
+pub fn model_runs_table() -> TableSpec {
+    use ColumnType::Timestamp;
+    let (column, text) = (ColumnSpec::new, ColumnSpec::text);
+    let columns = vec![
         text("run_id", 64, false),
         text("experiment_id", 256, false),
         text("run_name", 256, true),
         text("status", 16, false),
-        column("start_time", ColumnType::Timestamp, false),
-        column("end_time", ColumnType::Timestamp, false),
+        column("start_time", Timestamp, false),
+        column("end_time", Timestamp, false),
         text("model_type", 64, true),
         text("symbol", 32, true),
         text("interval", 8, true),
-        column("data_from", ColumnType::Timestamp, true),
-        column("data_to", ColumnType::Timestamp, true),
+        column("data_from", Timestamp, true),
+        column("data_to", Timestamp, true),
         text("feature_set_hash", 128, true),
         text("artifact_uri", 2048, false),
         text("params", JSON_MAX_LEN, false),
         text("tags", JSON_MAX_LEN, false),
-    ],
-    key: &["run_id"],
-};
+    ];
+    TableSpec::new(MODEL_RUNS_TABLE, columns, &["run_id"])
+}
 
 /// The warehouse's `model_metrics` table: the latest value of each metric of each run.
-pub static MODEL_METRICS_TABLE: TableSpec = TableSpec {
-    name: "model_metrics",
-    columns: &[
-        text("run_id", 64, false),
+pub fn model_metrics_table() -> TableSpec {
+    let columns = vec![
+        ColumnSpec::text("run_id", 64, false),
         // MLflow's longest metric name.
-        text("key", 250, false),
-        column("value", ColumnType::Double, false),
-        column("step", ColumnType::BigInt, false),
-        column("timestamp", ColumnType::Timestamp, false),
-    ],
-    key: &["run_id", "key"],
-};
+        ColumnSpec::text("key", 250, false),
+        ColumnSpec::new("value", ColumnType::Double, false),
+        ColumnSpec::new("step", ColumnType::BigInt, false),
+        ColumnSpec::new("timestamp", ColumnType::Timestamp, false),
+    ];
+    TableSpec::new(MODEL_METRICS_TABLE, columns, &["run_id", "key"])
+}
 
 /// Where model runs come from: a registry and the experiment the train job logs to.
 #[derive(Clone, Debug)]
@@ -91,11 +100,38 @@ pub struct ModelRunsReport {
     pub experiment_found: bool,
 }
 
+/// Mirrors the runs of the source's experiment that ended since the last sync, adding to
+/// `summary`.
+pub async fn sync_model_runs(
+    pipeline: &Pipeline<'_>,
+    source: &ModelRunsSource,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let report = push_model_runs(pipeline, source).await?;
+    let mut part = format!("model runs of experiment {}: ", source.experiment);
+    if report.experiment_found {
+        part.push_str(&format!(
+            "{} runs into {MODEL_RUNS_TABLE} and {} metrics into {MODEL_METRICS_TABLE} on {}",
+            report.runs,
+            report.metrics,
+            summary.target()
+        ));
+        if let Some(end) = report
+            .newest_end_ms
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+        {
+            part.push_str(&format!(", newest end time {}", end.to_rfc3339()));
+        }
+    } else {
+        part.push_str("no such experiment yet");
+    }
+    summary.add(report.runs + report.metrics, part);
+    Ok(())
+}
+
 /// Mirrors the runs of the source's experiment that ended since the last sync.
 pub async fn push_model_runs(
-    ctx: &SyncContext,
-    plan: &SyncPlan,
-    warehouse: &SharedWarehouse,
+    pipeline: &Pipeline<'_>,
     source: &ModelRunsSource,
 ) -> Result<ModelRunsReport> {
     let registry = &source.registry;
@@ -107,29 +143,28 @@ pub async fn push_model_runs(
         );
         return Ok(ModelRunsReport::default());
     };
-    for spec in [&MODEL_METRICS_TABLE, &MODEL_RUNS_TABLE] {
-        on_warehouse(warehouse, move |w| w.prepare_table(spec)).await?;
+    let metrics_table = Arc::new(model_metrics_table());
+    let runs_table = Arc::new(model_runs_table());
+    for spec in [&metrics_table, &runs_table] {
+        pipeline.prepare(spec).await?;
     }
-    let synced = synced_until(warehouse, &experiment).await?;
+    let synced = synced_until(pipeline, &runs_table, &experiment).await?;
     let search = RunSearch {
         ended_after: synced,
-        ended_at_or_before: Some((Utc::now() - plan.settle).timestamp_millis()),
+        ended_at_or_before: Some((Utc::now() - pipeline.plan.settle).timestamp_millis()),
         page_size: RUNS_PER_PAGE,
     };
     let runs = registry.search_runs(&experiment, &search).await?;
-    if ctx.cancel.is_cancelled() {
-        return Err(Error::Cancelled);
-    }
-    let metric_batches = metric_rows(&runs)?
-        .into_iter()
-        .flat_map(|rows| split(rows, ctx.warehouse.batch_size))
-        .collect();
-    let metrics = load_rows(warehouse, &MODEL_METRICS_TABLE, metric_batches, plan).await?;
-    let run_batches = runs
-        .chunks(RUNS_PER_BATCH)
-        .map(run_rows)
-        .collect::<Result<Vec<_>>>()?;
-    let merged_runs = load_rows(warehouse, &MODEL_RUNS_TABLE, run_batches, plan).await?;
+    let metrics = ListedRuns {
+        runs: &runs,
+        batches: metric_batches,
+    };
+    let metrics = metrics.merge_into(pipeline, metrics_table).await?;
+    let ended = ListedRuns {
+        runs: &runs,
+        batches: run_batches,
+    };
+    let merged_runs = ended.merge_into(pipeline, runs_table).await?;
     let newest_end_ms = runs.iter().filter_map(|r| r.end_time).max().or(synced);
     tracing::info!(
         experiment = %source.experiment,
@@ -145,37 +180,68 @@ pub async fn push_model_runs(
     })
 }
 
-/// The newest end time of the experiment's runs already in the warehouse.
+/// The newest end time of the experiment's runs already in the warehouse's `runs_table`.
 async fn synced_until(
-    warehouse: &SharedWarehouse,
+    pipeline: &Pipeline<'_>,
+    runs_table: &Arc<TableSpec>,
     experiment: &ExperimentId,
 ) -> Result<Option<i64>> {
-    let id = experiment.0.clone();
-    on_warehouse(warehouse, move |w| {
-        w.newest_millis(&MODEL_RUNS_TABLE, "end_time", "experiment_id", &id)
-    })
-    .await
+    let (spec, id) = (runs_table.clone(), experiment.0.clone());
+    pipeline
+        .on_warehouse(move |w| w.newest_millis(&spec, "end_time", "experiment_id", &id))
+        .await
 }
 
-/// Stages and merges `batches` of one table through [`load_batches`].
-async fn load_rows(
-    warehouse: &SharedWarehouse,
-    spec: &'static TableSpec,
-    batches: Vec<RowBatch>,
-    plan: &SyncPlan,
-) -> Result<u64> {
-    let (tx, rx) = mpsc::channel(batches.len().max(1));
-    for batch in batches {
-        // The channel holds every batch and the receiver is alive: this cannot fail.
-        let _ = tx.try_send(batch);
+/// Builds one table's rows of runs, in batches of at most the given size.
+type RunBatches = fn(&Arc<TableSpec>, &[Run], usize) -> Result<Vec<RowBatch>>;
+
+/// Rows of the listed runs for one of the two tables, in one step: their position is the runs'
+/// end times, merged with them, so they keep no watermark.
+struct ListedRuns<'a> {
+    runs: &'a [Run],
+    batches: RunBatches,
+}
+
+impl ListedRuns<'_> {
+    /// Stages and merges the rows into `spec`'s table; returns the rows merged.
+    async fn merge_into(&self, pipeline: &Pipeline<'_>, spec: Arc<TableSpec>) -> Result<u64> {
+        let table = SyncTable {
+            spec,
+            watermark: None,
+        };
+        Ok(pipeline.merge(&table, self).await?.rows)
     }
-    drop(tx);
-    load_batches(warehouse.clone(), spec, rx, plan.stop_after_staging).await
 }
 
-/// Runs as rows of [`MODEL_RUNS_TABLE`].
-pub fn run_rows(runs: &[Run]) -> Result<RowBatch> {
-    let mut batch = RowBatch::new(&MODEL_RUNS_TABLE, runs.len());
+impl SyncSource for ListedRuns<'_> {
+    fn changes(&self, request: ChangeRequest) -> BoxStream<'_, Result<ChangedRows>> {
+        let rows = (self.batches)(&request.spec, self.runs, request.batch_size);
+        let rows = rows.map(|batches| ChangedRows {
+            batches,
+            reached: None,
+        });
+        stream::iter([rows]).boxed()
+    }
+}
+
+/// The runs' metrics ([`metric_rows`]) in batches of at most `batch_size` rows.
+fn metric_batches(spec: &Arc<TableSpec>, runs: &[Run], batch_size: usize) -> Result<Vec<RowBatch>> {
+    Ok(metric_rows(spec, runs)?
+        .map(|rows| rows.split(batch_size))
+        .unwrap_or_default())
+}
+
+/// The runs ([`run_rows`]) [`RUNS_PER_BATCH`] at a time, whatever the batch size: their JSON
+/// columns size the transfer buffers.
+fn run_batches(spec: &Arc<TableSpec>, runs: &[Run], _batch_size: usize) -> Result<Vec<RowBatch>> {
+    runs.chunks(RUNS_PER_BATCH)
+        .map(|chunk| run_rows(spec, chunk))
+        .collect()
+}
+
+/// Runs as rows of `spec`, the `model_runs` table ([`model_runs_table`]).
+pub fn run_rows(spec: &Arc<TableSpec>, runs: &[Run]) -> Result<RowBatch> {
+    let mut batch = RowBatch::new(spec.clone(), runs.len());
     for run in runs {
         let end_time = run.end_time.ok_or_else(|| {
             Error::CorruptRow(format!("run {} has no end time to sync", run.run_id))
@@ -210,14 +276,15 @@ pub fn run_rows(runs: &[Run]) -> Result<RowBatch> {
     Ok(batch)
 }
 
-/// The latest value of each metric of each run as rows of [`MODEL_METRICS_TABLE`], one batch
-/// for all of them (split by the caller).
-pub fn metric_rows(runs: &[Run]) -> Result<Option<RowBatch>> {
+/// The latest value of each metric of each run as rows of `spec`, the `model_metrics` table
+/// ([`model_metrics_table`]), one batch for all of them (split by the caller); `None` when the
+/// runs logged none.
+pub fn metric_rows(spec: &Arc<TableSpec>, runs: &[Run]) -> Result<Option<RowBatch>> {
     let count = runs.iter().map(|r| r.latest_metrics.len()).sum();
     if count == 0 {
         return Ok(None);
     }
-    let mut batch = RowBatch::new(&MODEL_METRICS_TABLE, count);
+    let mut batch = RowBatch::new(spec.clone(), count);
     for run in runs {
         for metric in &run.latest_metrics {
             let values = [
@@ -254,35 +321,6 @@ impl Cell {
             // A mismatch leaves the column short, which the batch's validation reports.
             _ => {}
         }
-    }
-}
-
-/// Splits a batch into batches of at most `size` rows.
-pub(super) fn split(batch: RowBatch, size: usize) -> Vec<RowBatch> {
-    let rows = batch.rows();
-    let size = size.max(1);
-    if rows <= size {
-        return vec![batch];
-    }
-    (0..rows)
-        .step_by(size)
-        .map(|start| {
-            let end = (start + size).min(rows);
-            RowBatch {
-                spec: batch.spec,
-                columns: batch.columns.iter().map(|c| slice(c, start, end)).collect(),
-            }
-        })
-        .collect()
-}
-
-fn slice(values: &ColumnValues, start: usize, end: usize) -> ColumnValues {
-    match values {
-        ColumnValues::Text(v) => ColumnValues::Text(v[start..end].to_vec()),
-        ColumnValues::BigInt(v) => ColumnValues::BigInt(v[start..end].to_vec()),
-        ColumnValues::Double(v) => ColumnValues::Double(v[start..end].to_vec()),
-        ColumnValues::Decimal(v) => ColumnValues::Decimal(v[start..end].to_vec()),
-        ColumnValues::Timestamp(v) => ColumnValues::Timestamp(v[start..end].to_vec()),
     }
 }
 
@@ -360,7 +398,7 @@ mod tests {
 
     #[test]
     fn runs_become_rows_with_series_range_and_json() {
-        let rows = run_rows(&[run()]).expect("rows");
+        let rows = run_rows(&Arc::new(model_runs_table()), &[run()]).expect("rows");
         rows.validate().expect("valid");
         let text = |i: usize| match &rows.columns[i] {
             ColumnValues::Text(v) => v[0].clone(),
@@ -387,30 +425,34 @@ mod tests {
         let mut odd = run();
         odd.tags.clear();
         odd.tags.insert(tags::SERIES.into(), "not a series".into());
-        let rows = run_rows(&[odd]).expect("rows");
+        let spec = Arc::new(model_runs_table());
+        let rows = run_rows(&spec, &[odd]).expect("rows");
         rows.validate().expect("valid");
         assert_eq!(rows.columns[7], ColumnValues::Text(vec![None]));
         assert_eq!(rows.columns[10], ColumnValues::Timestamp(vec![None]));
         let mut running = run();
         running.end_time = None;
-        assert!(run_rows(&[running]).is_err());
+        assert!(run_rows(&spec, &[running]).is_err());
     }
 
     #[test]
     fn metrics_become_one_row_per_run_and_key() {
-        let rows = metric_rows(&[run(), run()]).expect("rows").expect("some");
+        let spec = Arc::new(model_metrics_table());
+        let rows = metric_rows(&spec, &[run(), run()])
+            .expect("rows")
+            .expect("some");
         rows.validate().expect("valid");
         assert_eq!(rows.rows(), 4);
         assert_eq!(
             rows.columns[2],
             ColumnValues::Double(vec![Some(1.5), Some(2.5), Some(1.5), Some(2.5)])
         );
-        let parts = split(rows, 3);
+        let parts = rows.split(3);
         assert_eq!(parts.iter().map(RowBatch::rows).collect::<Vec<_>>(), [3, 1]);
         assert!(parts.iter().all(|p| p.validate().is_ok()));
         let mut empty = run();
         empty.latest_metrics.clear();
-        assert!(metric_rows(&[empty]).expect("rows").is_none());
+        assert!(metric_rows(&spec, &[empty]).expect("rows").is_none());
     }
 
     #[test]

@@ -97,14 +97,14 @@ impl Dialect {
         let name = if staging {
             spec.staging_name()
         } else {
-            spec.name.to_owned()
+            spec.name.to_string()
         };
         let mut columns: Vec<String> = spec
             .columns
             .iter()
             .map(|c| {
                 let null = if c.nullable { "" } else { " NOT NULL" };
-                format!("{} {}{null}", self.quote(c.name), self.column_type(c.ty))
+                format!("{} {}{null}", self.quote(&c.name), self.column_type(c.ty))
             })
             .collect();
         match self {
@@ -115,7 +115,7 @@ impl Dialect {
             ),
             Self::Postgres => {
                 if !staging {
-                    columns.push(format!("PRIMARY KEY ({})", self.column_list(spec.key)));
+                    columns.push(format!("PRIMARY KEY ({})", self.column_list(&spec.key)));
                 }
                 format!(
                     "CREATE {}TABLE IF NOT EXISTS {} ({})",
@@ -134,12 +134,11 @@ impl Dialect {
 
     /// The parameterised insert into the staging table, one `?` per column.
     pub fn insert_staging(self, ns: &Namespace, spec: &TableSpec) -> String {
-        let names: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
         format!(
             "INSERT INTO {} ({}) VALUES ({})",
             self.table_name(ns, &spec.staging_name()),
-            self.column_list(&names),
-            vec!["?"; names.len()].join(", ")
+            self.column_names(spec),
+            vec!["?"; spec.columns.len()].join(", ")
         )
     }
 
@@ -155,7 +154,6 @@ impl Dialect {
     /// ([`StagingLoad::ArrayLiterals`], PostgreSQL): parameter `i` is column `i`'s values as one
     /// array literal ([`array_literal`]), and `unnest` turns the arrays back into rows.
     pub fn insert_staging_arrays(self, ns: &Namespace, spec: &TableSpec) -> String {
-        let names: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
         let arrays: Vec<String> = spec
             .columns
             .iter()
@@ -164,7 +162,7 @@ impl Dialect {
         format!(
             "INSERT INTO {} ({}) SELECT * FROM unnest({})",
             self.table_name(ns, &spec.staging_name()),
-            self.column_list(&names),
+            self.column_names(spec),
             arrays.join(", ")
         )
     }
@@ -179,23 +177,23 @@ impl Dialect {
         let set: Vec<String> = spec
             .columns
             .iter()
-            .filter(|c| !spec.is_key(c.name))
-            .map(|c| format!("{q} = s.{q}", q = self.quote(c.name)))
+            .filter(|c| !spec.is_key(&c.name))
+            .map(|c| format!("{q} = s.{q}", q = self.quote(&c.name)))
             .collect();
-        let names: Vec<&str> = spec.columns.iter().map(|c| c.name).collect();
-        let values: Vec<String> = names
+        let values: Vec<String> = spec
+            .columns
             .iter()
-            .map(|n| format!("s.{}", self.quote(n)))
+            .map(|c| format!("s.{}", self.quote(&c.name)))
             .collect();
         format!(
             "MERGE INTO {} AS t USING {} AS s ON {} \
              WHEN MATCHED THEN UPDATE SET {} \
              WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
-            self.table_name(ns, spec.name),
+            self.table_name(ns, &spec.name),
             self.table_name(ns, &spec.staging_name()),
             on.join(" AND "),
             set.join(", "),
-            self.column_list(&names),
+            self.column_names(spec),
             values.join(", ")
         )
     }
@@ -217,7 +215,7 @@ impl Dialect {
         };
         format!(
             "SELECT {millis} FROM {} WHERE {} = ?",
-            self.table_name(ns, spec.name),
+            self.table_name(ns, &spec.name),
             self.quote(filter_column)
         )
     }
@@ -230,10 +228,15 @@ impl Dialect {
         )
     }
 
-    fn column_list(self, names: &[&str]) -> String {
+    /// The table's column names, quoted, in order.
+    fn column_names(self, spec: &TableSpec) -> String {
+        self.column_list(spec.columns.iter().map(|c| &c.name))
+    }
+
+    fn column_list<S: AsRef<str>>(self, names: impl IntoIterator<Item = S>) -> String {
         names
-            .iter()
-            .map(|n| self.quote(n))
+            .into_iter()
+            .map(|n| self.quote(n.as_ref()))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -325,7 +328,7 @@ pub fn copy_into_staging(
         .columns
         .iter()
         .zip(select)
-        .map(|(c, expr)| format!("{expr} AS {}", dialect.quote(c.name)))
+        .map(|(c, expr)| format!("{expr} AS {}", dialect.quote(&c.name)))
         .collect();
     let files: Vec<String> = files
         .iter()
@@ -346,27 +349,14 @@ mod tests {
     use super::super::table::ColumnSpec;
     use super::*;
 
-    static SPEC: TableSpec = TableSpec {
-        name: "things",
-        columns: &[
-            ColumnSpec {
-                name: "interval",
-                ty: ColumnType::Text { max_len: 8 },
-                nullable: false,
-            },
-            ColumnSpec {
-                name: "price",
-                ty: ColumnType::Decimal,
-                nullable: true,
-            },
-            ColumnSpec {
-                name: "at",
-                ty: ColumnType::Timestamp,
-                nullable: false,
-            },
-        ],
-        key: &["interval", "at"],
-    };
+    fn spec() -> TableSpec {
+        let columns = vec![
+            ColumnSpec::text("interval", 8, false),
+            ColumnSpec::new("price", ColumnType::Decimal, true),
+            ColumnSpec::new("at", ColumnType::Timestamp, false),
+        ];
+        TableSpec::new("things", columns, &["interval", "at"])
+    }
 
     fn ns() -> Namespace {
         Namespace {
@@ -394,18 +384,18 @@ mod tests {
     #[test]
     fn ddl_uses_delta_on_databricks_and_keys_on_postgres() {
         assert_eq!(
-            Dialect::Databricks.create_table(&ns(), &SPEC, false),
+            Dialect::Databricks.create_table(&ns(), &spec(), false),
             "CREATE TABLE IF NOT EXISTS `main`.`pricecast`.`things` (`interval` STRING NOT NULL, \
              `price` DECIMAL(38,10), `at` TIMESTAMP NOT NULL) USING DELTA"
         );
         assert_eq!(
-            Dialect::Postgres.create_table(&ns(), &SPEC, false),
+            Dialect::Postgres.create_table(&ns(), &spec(), false),
             "CREATE TABLE IF NOT EXISTS \"pricecast\".\"things\" (\"interval\" TEXT NOT NULL, \
              \"price\" NUMERIC, \"at\" TIMESTAMPTZ NOT NULL, PRIMARY KEY (\"interval\", \"at\"))"
         );
         assert!(
             Dialect::Postgres
-                .create_table(&ns(), &SPEC, true)
+                .create_table(&ns(), &spec(), true)
                 .starts_with(
                     "CREATE UNLOGGED TABLE IF NOT EXISTS \"pricecast\".\"things_staging\""
                 )
@@ -419,7 +409,7 @@ mod tests {
     #[test]
     fn merge_matches_on_the_key_and_updates_the_rest() {
         assert_eq!(
-            Dialect::Databricks.merge(&ns(), &SPEC),
+            Dialect::Databricks.merge(&ns(), &spec()),
             "MERGE INTO `main`.`pricecast`.`things` AS t USING `main`.`pricecast`.`things_staging` AS s \
              ON t.`interval` = s.`interval` AND t.`at` = s.`at` \
              WHEN MATCHED THEN UPDATE SET `price` = s.`price` \
@@ -427,11 +417,11 @@ mod tests {
              VALUES (s.`interval`, s.`price`, s.`at`)"
         );
         assert_eq!(
-            Dialect::Postgres.insert_staging(&ns(), &SPEC),
+            Dialect::Postgres.insert_staging(&ns(), &spec()),
             "INSERT INTO \"pricecast\".\"things_staging\" (\"interval\", \"price\", \"at\") VALUES (?, ?, ?)"
         );
         assert_eq!(
-            Dialect::Postgres.clear_staging(&ns(), &SPEC),
+            Dialect::Postgres.clear_staging(&ns(), &spec()),
             "TRUNCATE TABLE \"pricecast\".\"things_staging\""
         );
     }
@@ -439,7 +429,7 @@ mod tests {
     #[test]
     fn postgres_stages_a_batch_as_unnested_arrays_and_databricks_as_parameter_arrays() {
         assert_eq!(
-            Dialect::Postgres.insert_staging_arrays(&ns(), &SPEC),
+            Dialect::Postgres.insert_staging_arrays(&ns(), &spec()),
             "INSERT INTO \"pricecast\".\"things_staging\" (\"interval\", \"price\", \"at\") \
              SELECT * FROM unnest(CAST(? AS TEXT[]), CAST(? AS NUMERIC[]), CAST(? AS TIMESTAMPTZ[]))"
         );
@@ -490,11 +480,11 @@ mod tests {
     #[test]
     fn the_newest_timestamp_is_read_as_epoch_milliseconds() {
         assert_eq!(
-            Dialect::Databricks.newest_millis(&ns(), &SPEC, "at", "interval"),
+            Dialect::Databricks.newest_millis(&ns(), &spec(), "at", "interval"),
             "SELECT unix_millis(MAX(`at`)) FROM `main`.`pricecast`.`things` WHERE `interval` = ?"
         );
         assert_eq!(
-            Dialect::Postgres.newest_millis(&ns(), &SPEC, "at", "interval"),
+            Dialect::Postgres.newest_millis(&ns(), &spec(), "at", "interval"),
             "SELECT CAST(EXTRACT(EPOCH FROM MAX(\"at\")) * 1000 AS BIGINT) FROM \"pricecast\".\"things\" WHERE \"interval\" = ?"
         );
         assert_eq!(
@@ -516,7 +506,7 @@ mod tests {
         ];
         let sql = copy_into_staging(
             &ns(),
-            &SPEC,
+            &spec(),
             "s3://lake/prices/candles/symbol=BTCUSDT/interval=1h/",
             &select,
             &["date=2025-04-28/part-0.parquet".to_owned()],

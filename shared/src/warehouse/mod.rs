@@ -128,7 +128,7 @@ impl Warehouse {
             let name = if staging {
                 spec.staging_name()
             } else {
-                spec.name.to_owned()
+                spec.name.to_string()
             };
             let existing = self.column_names(&name)?;
             let missing = spec.missing_columns(&existing);
@@ -197,7 +197,7 @@ impl Warehouse {
         if self.dialect.staging_load() == StagingLoad::ArrayLiterals {
             return self.stage_array_literals(batch);
         }
-        let sql = self.dialect.insert_staging(&self.namespace, batch.spec);
+        let sql = self.dialect.insert_staging(&self.namespace, &batch.spec);
         let prepared = self.conn.prepare(&sql).map_err(|e| self.error(&sql, e))?;
         let descriptions = batch.spec.columns.iter().map(|c| bind_description(c.ty));
         let mut inserter = prepared
@@ -245,7 +245,7 @@ impl Warehouse {
     fn stage_array_literals(&self, batch: &RowBatch) -> Result<()> {
         let sql = self
             .dialect
-            .insert_staging_arrays(&self.namespace, batch.spec);
+            .insert_staging_arrays(&self.namespace, &batch.spec);
         let literals: Vec<String> = batch
             .columns
             .iter()

@@ -1,4 +1,10 @@
 //! What a warehouse table is made of: its columns, its key, and batches of rows for it.
+//!
+//! A table owns its names, so one shaped at run time (by a feature definition) is built the same
+//! way as a fixed one, and batches share it through an [`Arc`].
+
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use rust_decimal::Decimal;
@@ -32,28 +38,57 @@ pub enum ColumnType {
 }
 
 /// One column of a warehouse table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColumnSpec {
     /// Column name (lower case, a plain identifier).
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// Column type.
     pub ty: ColumnType,
     /// Whether NULL is allowed.
     pub nullable: bool,
 }
 
+impl ColumnSpec {
+    /// A column of type `ty`.
+    pub fn new(name: impl Into<Cow<'static, str>>, ty: ColumnType, nullable: bool) -> Self {
+        Self {
+            name: name.into(),
+            ty,
+            nullable,
+        }
+    }
+
+    /// A text column of values of at most `max_len` bytes.
+    pub fn text(name: impl Into<Cow<'static, str>>, max_len: usize, nullable: bool) -> Self {
+        Self::new(name, ColumnType::Text { max_len }, nullable)
+    }
+}
+
 /// A warehouse table the sync job fills: name, columns, and the key rows are merged on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableSpec {
     /// Table name inside the configured catalog and schema.
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// Columns, in the order batches carry them.
-    pub columns: &'static [ColumnSpec],
+    pub columns: Vec<ColumnSpec>,
     /// Names of the columns that identify a row (the MERGE condition).
-    pub key: &'static [&'static str],
+    pub key: Vec<Cow<'static, str>>,
 }
 
 impl TableSpec {
+    /// A table keyed by the columns named in `key`.
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        columns: Vec<ColumnSpec>,
+        key: &[&'static str],
+    ) -> Self {
+        Self {
+            name: name.into(),
+            columns,
+            key: key.iter().map(|&k| Cow::Borrowed(k)).collect(),
+        }
+    }
+
     /// Name of the staging table each batch is inserted into before the MERGE.
     pub fn staging_name(&self) -> String {
         format!("{}_staging", self.name)
@@ -61,14 +96,14 @@ impl TableSpec {
 
     /// Whether a column is part of the key.
     pub fn is_key(&self, column: &str) -> bool {
-        self.key.contains(&column)
+        self.key.iter().any(|k| k == column)
     }
 
     /// The columns of this table that `existing` (names, any case) lacks.
-    pub fn missing_columns<S: AsRef<str>>(&self, existing: &[S]) -> Vec<&'static str> {
+    pub fn missing_columns<S: AsRef<str>>(&self, existing: &[S]) -> Vec<&str> {
         self.columns
             .iter()
-            .map(|c| c.name)
+            .map(|c| c.name.as_ref())
             .filter(|name| {
                 !existing
                     .iter()
@@ -132,6 +167,17 @@ impl ColumnValues {
         }
     }
 
+    /// The values of rows `start..end`.
+    fn slice(&self, start: usize, end: usize) -> Self {
+        match self {
+            Self::Text(v) => Self::Text(v[start..end].to_vec()),
+            Self::BigInt(v) => Self::BigInt(v[start..end].to_vec()),
+            Self::Double(v) => Self::Double(v[start..end].to_vec()),
+            Self::Decimal(v) => Self::Decimal(v[start..end].to_vec()),
+            Self::Timestamp(v) => Self::Timestamp(v[start..end].to_vec()),
+        }
+    }
+
     fn matches(&self, ty: ColumnType) -> bool {
         matches!(
             (self, ty),
@@ -148,27 +194,45 @@ impl ColumnValues {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowBatch {
     /// The table the rows are for.
-    pub spec: &'static TableSpec,
+    pub spec: Arc<TableSpec>,
     /// One entry per column of the table, in its order.
     pub columns: Vec<ColumnValues>,
 }
 
 impl RowBatch {
     /// An empty batch for `spec` with room for `capacity` rows.
-    pub fn new(spec: &'static TableSpec, capacity: usize) -> Self {
-        Self {
-            spec,
-            columns: spec
-                .columns
-                .iter()
-                .map(|c| ColumnValues::for_type(c.ty, capacity))
-                .collect(),
-        }
+    pub fn new(spec: Arc<TableSpec>, capacity: usize) -> Self {
+        let columns = spec
+            .columns
+            .iter()
+            .map(|c| ColumnValues::for_type(c.ty, capacity))
+            .collect();
+        Self { spec, columns }
     }
 
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, ColumnValues::len)
+    }
+
+    /// The rows in batches of at most `size` (at least one row each); this batch itself when it
+    /// is no larger.
+    pub fn split(self, size: usize) -> Vec<Self> {
+        let rows = self.rows();
+        let size = size.max(1);
+        if rows <= size {
+            return vec![self];
+        }
+        (0..rows)
+            .step_by(size)
+            .map(|start| {
+                let end = (start + size).min(rows);
+                Self {
+                    spec: self.spec.clone(),
+                    columns: self.columns.iter().map(|c| c.slice(start, end)).collect(),
+                }
+            })
+            .collect()
     }
 
     /// Checks that every column has the table's type, the same length, no NULL where none is
@@ -182,7 +246,7 @@ impl RowBatch {
                 self.spec.columns.len()
             )));
         }
-        for (values, column) in self.columns.iter().zip(self.spec.columns) {
+        for (values, column) in self.columns.iter().zip(&self.spec.columns) {
             if !values.matches(column.ty) {
                 return Err(self.invalid(format!(
                     "column {} holds {} values",
@@ -277,26 +341,17 @@ mod tests {
     use super::*;
     use std::str::FromStr;
 
-    static SPEC: TableSpec = TableSpec {
-        name: "things",
-        columns: &[
-            ColumnSpec {
-                name: "id",
-                ty: ColumnType::Text { max_len: 4 },
-                nullable: false,
-            },
-            ColumnSpec {
-                name: "price",
-                ty: ColumnType::Decimal,
-                nullable: true,
-            },
-        ],
-        key: &["id"],
-    };
+    fn spec() -> Arc<TableSpec> {
+        let columns = vec![
+            ColumnSpec::text("id", 4, false),
+            ColumnSpec::new("price", ColumnType::Decimal, true),
+        ];
+        Arc::new(TableSpec::new("things", columns, &["id"]))
+    }
 
     fn batch(id: Option<&str>, price: &str) -> RowBatch {
         RowBatch {
-            spec: &SPEC,
+            spec: spec(),
             columns: vec![
                 ColumnValues::Text(vec![id.map(str::to_owned)]),
                 ColumnValues::Decimal(vec![Some(Decimal::from_str(price).expect("decimal"))]),
@@ -306,10 +361,11 @@ mod tests {
 
     #[test]
     fn missing_columns_are_found_case_insensitively() {
-        assert!(SPEC.missing_columns(&["ID", "Price", "extra"]).is_empty());
-        assert_eq!(SPEC.missing_columns(&["id"]), vec!["price"]);
-        assert_eq!(SPEC.staging_name(), "things_staging");
-        assert!(SPEC.is_key("id") && !SPEC.is_key("price"));
+        let spec = spec();
+        assert!(spec.missing_columns(&["ID", "Price", "extra"]).is_empty());
+        assert_eq!(spec.missing_columns(&["id"]), vec!["price"]);
+        assert_eq!(spec.staging_name(), "things_staging");
+        assert!(spec.is_key("id") && !spec.is_key("price"));
     }
 
     #[test]
@@ -330,18 +386,9 @@ mod tests {
         );
         let mut infinite = batch(Some("a"), "1");
         infinite.columns[1] = ColumnValues::Double(vec![Some(f64::INFINITY)]);
-        let spec = Box::leak(Box::new(TableSpec {
-            columns: Box::leak(Box::new([
-                SPEC.columns[0],
-                ColumnSpec {
-                    name: "value",
-                    ty: ColumnType::Double,
-                    nullable: true,
-                },
-            ])),
-            ..SPEC
-        }));
-        infinite.spec = spec;
+        let mut with_double = (*spec()).clone();
+        with_double.columns[1] = ColumnSpec::new("value", ColumnType::Double, true);
+        infinite.spec = Arc::new(with_double);
         let err = infinite.validate().expect_err("infinite").to_string();
         assert!(err.contains("value inf is not a finite number"), "{err}");
         let mut short = batch(Some("a"), "1");
