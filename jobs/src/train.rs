@@ -684,16 +684,9 @@ async fn log_run(
         .await?;
     let model = &fitted.model;
     let example = model.input_example_json(context.dataset, context.dataset.rows() - 1)?;
-    let artifacts: Vec<(&str, Bytes)> = vec![
-        (champion::MODEL_FILE, Bytes::from(model.to_bytes()?)),
-        (champion::MLMODEL_FILE, Bytes::from(model.mlmodel_file())),
+    let mut artifacts: Vec<(String, Bytes)> = vec![
         (
-            champion::FEATURE_SCHEMA_FILE,
-            Bytes::from(model.feature_schema_json()),
-        ),
-        (champion::INPUT_EXAMPLE_FILE, Bytes::from(example)),
-        (
-            champion::METRICS_FILE,
+            champion::METRICS_FILE.to_owned(),
             Bytes::from(serde_json::to_vec_pretty(&fitted.evaluation).map_err(|e| {
                 Error::Model {
                     operation: "writing metrics.json".to_owned(),
@@ -702,7 +695,7 @@ async fn log_run(
             })?),
         ),
         (
-            champion::CHART_FILE,
+            champion::CHART_FILE.to_owned(),
             Bytes::from(model::chart_svg(
                 &fitted.evaluation.last_window,
                 &format!(
@@ -714,8 +707,9 @@ async fn log_run(
             )?),
         ),
     ];
+    artifacts.extend(champion::model_artifacts(model, &example)?);
     for (path, bytes) in artifacts {
-        registry.log_artifact(run, path, bytes).await?;
+        registry.log_artifact(run, &path, bytes).await?;
     }
     Ok(())
 }

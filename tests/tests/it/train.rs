@@ -36,14 +36,27 @@ use crate::binaries::binary;
 const WINDOWS: usize = train::DEFAULT_EVAL_WINDOWS;
 const WINDOW_ROWS: usize = train::DEFAULT_EVAL_WINDOW_ROWS;
 
-/// Every artifact a training run logs.
-const ARTIFACTS: [&str; 6] = [
+/// Every artifact a training run logs: the metrics, the chart and the model's MLflow folder
+/// twice, where Pricecast reads it and where the seed app's scripts load it.
+const ARTIFACTS: [&str; 18] = [
     champion::CHART_FILE,
     champion::METRICS_FILE,
     champion::MLMODEL_FILE,
     champion::FEATURE_SCHEMA_FILE,
     champion::INPUT_EXAMPLE_FILE,
     champion::MODEL_FILE,
+    "model/code/pricecast_pyfunc.py",
+    "model/conda.yaml",
+    "model/python_env.yaml",
+    "model/requirements.txt",
+    "linear_regression_model/MLmodel",
+    "linear_regression_model/code/pricecast_pyfunc.py",
+    "linear_regression_model/conda.yaml",
+    "linear_regression_model/feature_schema.json",
+    "linear_regression_model/input_example.json",
+    "linear_regression_model/model.json",
+    "linear_regression_model/python_env.yaml",
+    "linear_regression_model/requirements.txt",
 ];
 
 fn btc() -> Symbol {
@@ -372,6 +385,24 @@ async fn train_and_read_back_with_mlflow(variable: &str, artifact_scheme: &str) 
     let mlmodel =
         std::fs::read_to_string(downloads.path().join(champion::MLMODEL_FILE)).expect("MLmodel");
     assert!(mlmodel.contains("signature"), "{mlmodel}");
+    assert!(mlmodel.contains("python_function"), "{mlmodel}");
+    // The seed app's folder holds the same files; only MLmodel names its own artifact path.
+    for path in ARTIFACTS.iter().filter_map(|p| p.strip_prefix("model/")) {
+        let file = |dir: &str| std::fs::read(downloads.path().join(dir).join(path)).expect(path);
+        if path == "MLmodel" {
+            let seed = String::from_utf8(file(champion::SEED_MODEL_DIR)).expect("UTF-8");
+            assert!(
+                seed.contains("artifact_path: linear_regression_model"),
+                "{seed}"
+            );
+        } else {
+            assert_eq!(
+                file(champion::MODEL_DIR),
+                file(champion::SEED_MODEL_DIR),
+                "{path}"
+            );
+        }
+    }
     let svg = std::fs::read_to_string(downloads.path().join(champion::CHART_FILE)).expect("chart");
     assert!(
         svg.starts_with("<svg") || svg.starts_with("<?xml"),
