@@ -334,7 +334,9 @@ async fn train_and_read_back_with_mlflow(variable: &str, artifact_scheme: &str) 
     assert_eq!(read["aliases"][CHALLENGER], 1);
     assert_eq!(
         read["experiment_runs"],
-        serde_json::json!([{"run_id": report.run_id.0, "status": "FINISHED"}])
+        serde_json::json!([
+            {"run_id": report.run_id.0, "status": "FINISHED", "lifecycle_stage": "active"}
+        ])
     );
 
     // The file MLflow's client downloads is the model: it loads and predicts exactly as the
@@ -776,24 +778,44 @@ async fn an_artifact_rejected_mid_run_marks_the_run_failed_and_registers_nothing
         "{err}"
     );
 
+    // Deleted: MLflow's default listing (and the seed app's search_runs) has only the good run.
     let experiment_id = good
         .registry
         .find_experiment(&experiment)
         .await
         .expect("find")
         .expect("experiment");
-    let runs = good
+    let active = good
         .registry
         .search_runs(&experiment_id, &RunSearch::default())
         .await
         .expect("runs");
-    let failed: Vec<_> = runs.iter().filter(|r| r.run_id != first.run_id).collect();
+    assert_eq!(
+        active.iter().map(|r| &r.run_id).collect::<Vec<_>>(),
+        [&first.run_id],
+        "{active:?}"
+    );
+    let every = mlflow_check(
+        &uri,
+        &s3,
+        &Check {
+            experiment: Some(&experiment),
+            ..Check::default()
+        },
+    );
+    let runs = every["experiment_runs"].as_array().expect("runs");
+    let failed: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["run_id"] != first.run_id.0.as_str())
+        .collect();
     assert_eq!(failed.len(), 1, "one run started: {runs:?}");
+    assert_eq!(failed[0]["lifecycle_stage"], "deleted", "{runs:?}");
+    let failed_id = failed[0]["run_id"].as_str().expect("run id");
     let read = mlflow_check(
         &uri,
         &s3,
         &Check {
-            run: Some(&failed[0].run_id.0),
+            run: Some(failed_id),
             model: Some(&fresh),
             experiment: Some(&experiment),
             ..Check::default()
@@ -803,6 +825,12 @@ async fn an_artifact_rejected_mid_run_marks_the_run_failed_and_registers_nothing
     assert!(
         read["run"]["metrics"]["mae"].is_f64(),
         "logged before the failure"
+    );
+    assert!(
+        read["run"]["tags"][tags::FAILURE]
+            .as_str()
+            .is_some_and(|reason| reason.contains("credentials were refused")),
+        "the reason is tagged: {read}"
     );
     assert_eq!(read["versions"], serde_json::json!([]), "{read}");
     assert_eq!(read["aliases"][CHAMPION], Value::Null);
