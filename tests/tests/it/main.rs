@@ -10,5 +10,6 @@ mod export;
 mod features;
 mod predict;
 mod registry;
+mod seed_mlflow;
 mod sync;
 mod train;
