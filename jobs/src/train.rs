@@ -7,8 +7,14 @@
 //! thread), score the current champion on the same most recent window ([`champion_mae`]), then
 //! record everything in the registry ([`record`]): a run with tags, params, metrics and
 //! artifacts, marked FINISHED, registered as a version and promoted or kept as `challenger`.
-//! A failure after the run started marks it FAILED; no version is registered for it and the
-//! champion does not move.
+//! A failure before the run is FINISHED marks it FAILED, tags it with the reason and deletes
+//! it (MLflow's soft delete), so that the newest active run of the experiment, the one the seed
+//! app's scripts load, always holds a model; no version is registered for it and the champion
+//! does not move.
+//!
+//! Series are trained in the configured order, except that the seed app's series (BTCUSDT at
+//! the finest configured interval, what `/price/predict` serves when asked nothing) goes last
+//! ([`training_order`]), so that its run is the experiment's newest.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -36,6 +42,11 @@ pub const JOB: &str = "train";
 pub const DEFAULT_EVAL_WINDOWS: usize = 5;
 /// Default rows per evaluation window: a week of hourly candles, a few hours of minutes.
 pub const DEFAULT_EVAL_WINDOW_ROWS: usize = 168;
+/// The symbol the seed app's scripts forecast, and `/price/predict`'s default.
+pub const SEED_SYMBOL: &str = "BTCUSDT";
+/// Longest failure reason kept in the [`registry::tags::FAILURE`] tag (MLflow keeps tag values
+/// of up to 8,000 characters).
+const MAX_FAILURE_TAG_CHARS: usize = 4_000;
 
 /// Which features the model takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,32 +287,50 @@ pub async fn execute(args: TrainArgs) -> Result<()> {
     .await
 }
 
-/// Runs the job: every configured series in turn.
+/// Runs the job: every configured series in turn, in [`training_order`].
 pub async fn run(ctx: &TrainContext, plan: &TrainPlan) -> Result<JobSummary> {
     let mut rows = 0;
     let mut detail = String::new();
-    for symbol in &plan.symbols {
-        for &interval in &plan.intervals {
-            // Between series: those trained so far stay registered, the rest wait.
-            if ctx.cancel.is_cancelled() {
-                return Err(Error::Cancelled);
-            }
-            let report = train_series(ctx, plan, symbol, interval).await?;
-            rows += report.rows as i64;
-            let _ = write!(
-                detail,
-                "{}{symbol} {interval}: {} v{} ({}), MAE {:.4} vs baseline {:.4}, skill {:.4}",
-                if detail.is_empty() { "" } else { "; " },
-                report.model_name,
-                report.version,
-                report.promotion.decision.as_str(),
-                report.model.mae,
-                report.baseline.mae,
-                report.skill,
-            );
+    for (symbol, interval) in training_order(&plan.symbols, &plan.intervals) {
+        // Between series: those trained so far stay registered, the rest wait.
+        if ctx.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
         }
+        let report = train_series(ctx, plan, &symbol, interval).await?;
+        rows += report.rows as i64;
+        let _ = write!(
+            detail,
+            "{}{symbol} {interval}: {} v{} ({}), MAE {:.4} vs baseline {:.4}, skill {:.4}",
+            if detail.is_empty() { "" } else { "; " },
+            report.model_name,
+            report.version,
+            report.promotion.decision.as_str(),
+            report.model.mae,
+            report.baseline.mae,
+            report.skill,
+        );
     }
     Ok(JobSummary { rows, detail })
+}
+
+/// Every series of `symbols` × `intervals`, symbol by symbol, with the seed app's series
+/// ([`SEED_SYMBOL`] at the finest of `intervals`) moved last: its run is then the newest of
+/// the experiment, the one `mlflow.search_runs(order_by=["start_time DESC"], max_results=1)`
+/// finds.
+pub fn training_order(symbols: &[Symbol], intervals: &[Interval]) -> Vec<(Symbol, Interval)> {
+    let mut order: Vec<(Symbol, Interval)> = symbols
+        .iter()
+        .flat_map(|symbol| intervals.iter().map(move |&i| (symbol.clone(), i)))
+        .collect();
+    let finest = intervals.iter().min();
+    if let Some(seed) = order
+        .iter()
+        .position(|(symbol, interval)| symbol.as_str() == SEED_SYMBOL && Some(interval) == finest)
+    {
+        let series = order.remove(seed);
+        order.push(series);
+    }
+    order
 }
 
 /// Training data of one series and what it was built from.
@@ -554,8 +583,10 @@ pub struct RunContext<'a> {
     pub feature_set_hash: &'a str,
 }
 
-/// Logs the run, registers the version and decides the promotion. After the run has started,
-/// any failure marks it FAILED and no version is registered.
+/// Logs the run, registers the version and decides the promotion. A failure before the run
+/// is FINISHED retires it ([`retire_failed_run`]) and registers nothing; once FINISHED, the run
+/// holds a complete model, and stays the experiment's newest run even when registering or
+/// promoting it fails.
 pub async fn record(
     registry: &ModelRegistry,
     context: &RunContext<'_>,
@@ -566,14 +597,13 @@ pub async fn record(
         .experiment(&context.plan.registry.mlflow_experiment_name)
         .await?;
     let run = registry.start_run(&experiment, &run_tags(context)).await?;
-    match log_run(registry, &run, context, fitted).await {
-        Ok(()) => registry.finish_run(&run, RunStatus::Finished).await?,
-        Err(e) => {
-            if let Err(mark) = registry.finish_run(&run, RunStatus::Failed).await {
-                tracing::error!(run = %run, error.message = %mark, "could not mark the run FAILED");
-            }
-            return Err(e);
-        }
+    let logged = async {
+        log_run(registry, &run, context, fitted).await?;
+        registry.finish_run(&run, RunStatus::Finished).await
+    };
+    if let Err(e) = logged.await {
+        retire_failed_run(registry, &run, &e).await;
+        return Err(e);
     }
     let version = registry
         .register_version(context.model_name, &run, champion::MODEL_DIR)
@@ -601,6 +631,34 @@ pub async fn record(
         promotion,
         rows: context.dataset.rows(),
     })
+}
+
+/// Retires a run whose logging failed: tags it with the reason ([`registry::tags::FAILURE`]),
+/// marks it FAILED and deletes it, so that the experiment's newest active run holds a model.
+/// Each step is tried even when an earlier one fails (the registry may be going away); what
+/// fails is logged, the training error is what the job reports.
+pub async fn retire_failed_run(registry: &ModelRegistry, run: &RunId, error: &Error) {
+    let reason: String = error
+        .to_string()
+        .chars()
+        .take(MAX_FAILURE_TAG_CHARS)
+        .collect();
+    let tag = [(registry::tags::FAILURE.to_owned(), reason)];
+    if let Err(e) = registry.set_tags(run, &tag).await {
+        tracing::error!(run = %run, error.message = %e, "could not tag the failed run");
+    }
+    if let Err(e) = registry.finish_run(run, RunStatus::Failed).await {
+        tracing::error!(run = %run, error.message = %e, "could not mark the run FAILED");
+    }
+    match registry.delete_run(run).await {
+        Ok(()) => {
+            tracing::warn!(run = %run, "training failed: the run is marked FAILED and deleted")
+        }
+        Err(e) => tracing::error!(
+            run = %run, error.message = %e,
+            "could not delete the failed run; it may be the experiment's newest run"
+        ),
+    }
 }
 
 fn run_tags(context: &RunContext<'_>) -> Vec<(String, String)> {
@@ -684,16 +742,9 @@ async fn log_run(
         .await?;
     let model = &fitted.model;
     let example = model.input_example_json(context.dataset, context.dataset.rows() - 1)?;
-    let artifacts: Vec<(&str, Bytes)> = vec![
-        (champion::MODEL_FILE, Bytes::from(model.to_bytes()?)),
-        (champion::MLMODEL_FILE, Bytes::from(model.mlmodel_file())),
+    let mut artifacts: Vec<(String, Bytes)> = vec![
         (
-            champion::FEATURE_SCHEMA_FILE,
-            Bytes::from(model.feature_schema_json()),
-        ),
-        (champion::INPUT_EXAMPLE_FILE, Bytes::from(example)),
-        (
-            champion::METRICS_FILE,
+            champion::METRICS_FILE.to_owned(),
             Bytes::from(serde_json::to_vec_pretty(&fitted.evaluation).map_err(|e| {
                 Error::Model {
                     operation: "writing metrics.json".to_owned(),
@@ -702,7 +753,7 @@ async fn log_run(
             })?),
         ),
         (
-            champion::CHART_FILE,
+            champion::CHART_FILE.to_owned(),
             Bytes::from(model::chart_svg(
                 &fitted.evaluation.last_window,
                 &format!(
@@ -714,8 +765,9 @@ async fn log_run(
             )?),
         ),
     ];
+    artifacts.extend(champion::model_artifacts(model, &example)?);
     for (path, bytes) in artifacts {
-        registry.log_artifact(run, path, bytes).await?;
+        registry.log_artifact(run, &path, bytes).await?;
     }
     Ok(())
 }
@@ -762,4 +814,43 @@ pub fn run_metrics(evaluation: &Evaluation) -> Vec<Metric> {
     }
     metrics.retain(|m| m.value.is_finite());
     metrics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn symbols(names: &[&str]) -> Vec<Symbol> {
+        names.iter().map(|n| n.parse().expect("symbol")).collect()
+    }
+
+    fn names(order: &[(Symbol, Interval)]) -> Vec<String> {
+        order
+            .iter()
+            .map(|(symbol, interval)| format!("{symbol} {interval}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_seed_series_is_trained_last() {
+        let order = training_order(
+            &symbols(&["BTCUSDT", "ETHUSDT"]),
+            &[Interval::H1, Interval::M1, Interval::D1],
+        );
+        assert_eq!(
+            names(&order),
+            [
+                "BTCUSDT 1h",
+                "BTCUSDT 1d",
+                "ETHUSDT 1h",
+                "ETHUSDT 1m",
+                "ETHUSDT 1d",
+                "BTCUSDT 1m"
+            ],
+            "BTCUSDT at the finest interval goes last, the rest keep their order"
+        );
+        let without = training_order(&symbols(&["ETHUSDT", "SOLUSDT"]), &[Interval::H1]);
+        assert_eq!(names(&without), ["ETHUSDT 1h", "SOLUSDT 1h"]);
+        assert!(training_order(&symbols(&["BTCUSDT"]), &[]).is_empty());
+    }
 }

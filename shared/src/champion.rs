@@ -1,14 +1,21 @@
 //! A registered model as the train job stores it and the API serves it: the artifact layout of
 //! a model version and loading the version an alias (`champion`, `challenger`) points to.
 //!
-//! A version's artifacts, under the run's `model/` folder:
+//! A training run's artifacts: the model's MLflow folder (see [`crate::model::mlflow_model`])
+//! twice, byte for byte the same but for `MLmodel`'s `artifact_path`, under `model/` (registered
+//! as the version, read by the API; older runs have only this one, without the
+//! `python_function` flavor) and under `linear_regression_model/`, where the seed app's scripts
+//! load it from (`mlflow.pyfunc.load_model("runs:/<id>/linear_regression_model")`):
 //!
 //! | path | what |
 //! |---|---|
 //! | `model/model.json` | the fitted model with its scaler and feature names ([`TrainedModel`]) |
-//! | `model/MLmodel` | MLflow's description of the model (flavor, signature) |
-//! | `model/feature_schema.json` | the features the model takes, in order |
+//! | `model/MLmodel` | MLflow's description: `pricecast` and `python_function` flavors, signature |
+//! | `model/code/pricecast_pyfunc.py` | the `python_function` loader (numpy and pandas) |
+//! | `model/requirements.txt`, `model/python_env.yaml`, `model/conda.yaml` | its environment |
+//! | `model/feature_schema.json` | the inputs the model takes, in order |
 //! | `model/input_example.json` | one real input row |
+//! | `linear_regression_model/…` | the same files |
 //! | `metrics.json` | walk-forward metrics, per window and pooled, model and baseline |
 //! | `charts/last_window.svg` | the last evaluation window: actual, predicted, baseline |
 
@@ -20,10 +27,15 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::TrainedModel;
-use crate::registry::{ModelRegistry, ModelVersion, RunId};
+use crate::registry::{Bytes, ModelRegistry, ModelVersion, RunId};
 
 /// The folder of a run's artifacts that is registered as the model version.
 pub const MODEL_DIR: &str = "model";
+/// The folder the seed app's scripts load the model from (the artifact path it logged its
+/// scikit-learn model at).
+pub const SEED_MODEL_DIR: &str = "linear_regression_model";
+/// Every folder of a run that holds the model, in the order they are logged.
+pub const MODEL_DIRS: [&str; 2] = [MODEL_DIR, SEED_MODEL_DIR];
 /// The fitted model.
 pub const MODEL_FILE: &str = "model/model.json";
 /// MLflow's model description.
@@ -36,6 +48,19 @@ pub const INPUT_EXAMPLE_FILE: &str = "model/input_example.json";
 pub const METRICS_FILE: &str = "metrics.json";
 /// The chart of the last evaluation window.
 pub const CHART_FILE: &str = "charts/last_window.svg";
+
+/// The model artifacts of a training run: the model's MLflow folder under each of
+/// [`MODEL_DIRS`], as `(artifact path, contents)`; `input_example` is one input row
+/// ([`TrainedModel::input_example_json`]).
+pub fn model_artifacts(model: &TrainedModel, input_example: &str) -> Result<Vec<(String, Bytes)>> {
+    let mut artifacts = Vec::new();
+    for dir in MODEL_DIRS {
+        for file in model.mlflow_files(dir, input_example)? {
+            artifacts.push((format!("{dir}/{}", file.path), Bytes::from(file.contents)));
+        }
+    }
+    Ok(artifacts)
+}
 
 /// Run metric names the train job logs and the API reports.
 pub mod metric {

@@ -211,6 +211,16 @@ pub enum Error {
         message: String,
     },
 
+    /// Writing a model's MLflow description or environment file as YAML failed.
+    #[error("model: writing {file} as YAML failed: {source}")]
+    Yaml {
+        /// The file (`MLmodel`, `python_env.yaml`, `conda.yaml`).
+        file: &'static str,
+        /// The YAML serialiser's error.
+        #[source]
+        source: serde_norway::Error,
+    },
+
     /// Fitting, evaluating, saving or loading a model failed.
     #[error("model: {operation} failed: {message}")]
     Model {

@@ -7,9 +7,9 @@ Prints {"run": {status, params, metrics, tags, artifact_uri, experiment}, "artif
 file path], "files": {path: {"sha256", "size"}}, "versions": [{version, run_id, source, tags,
 aliases}], "aliases": {alias: version or null}}. RUN_ID `-` reads no run (then "run" is null).
 --download-to keeps each --file under DIR at its artifact path. --experiment adds
-"experiment_runs": [{run_id, status}] of that experiment, or null when it does not exist. S3
-artifacts are read with boto3 through MLFLOW_S3_ENDPOINT_URL and the AWS_* variables, as MLflow
-users do.
+"experiment_runs": [{run_id, status, lifecycle_stage}] of that experiment (deleted runs too), or
+null when it does not exist. S3 artifacts are read with boto3 through MLFLOW_S3_ENDPOINT_URL and
+the AWS_* variables, as MLflow users do.
 """
 
 import argparse
@@ -75,7 +75,14 @@ def main():
         else:
             runs = client.search_runs([experiment.experiment_id], run_view_type=3)
             out["experiment_runs"] = sorted(
-                ({"run_id": r.info.run_id, "status": r.info.status} for r in runs),
+                (
+                    {
+                        "run_id": r.info.run_id,
+                        "status": r.info.status,
+                        "lifecycle_stage": r.info.lifecycle_stage,
+                    }
+                    for r in runs
+                ),
                 key=lambda r: r["run_id"],
             )
     if args.model:

@@ -19,6 +19,7 @@ mod chart;
 mod dataset;
 mod evaluation;
 mod least_squares;
+pub mod mlflow_model;
 mod scaler;
 mod trained;
 
@@ -30,9 +31,10 @@ pub use evaluation::{
     Evaluation, LOWER_RESIDUAL_QUANTILE, Metrics, ResidualInterval, UPPER_RESIDUAL_QUANTILE,
     WindowReport, WindowSeries, evaluate, walk_forward, walk_forward_rows_needed,
 };
+pub use mlflow_model::{MlModel, ModelFile};
 pub use scaler::Standardiser;
 pub use trained::{
-    FittedModel, INPUT_EXAMPLE_FILE, LAST_CLOSE_INPUT, LinearWeights, MODEL_FILE,
+    ANCHOR_FEATURE, FittedModel, INPUT_EXAMPLE_FILE, LAST_CLOSE_INPUT, LinearWeights, MODEL_FILE,
     MODEL_FORMAT_VERSION, PREDICTED_CLOSE_OUTPUT, TrainedModel, TrainingSpan, min_training_rows,
 };
 

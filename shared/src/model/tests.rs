@@ -481,29 +481,177 @@ fn chart_is_an_svg_with_three_lines_and_a_legend() {
     }
 }
 
+fn yaml_of(file: &ModelFile) -> serde_norway::Value {
+    serde_norway::from_slice(&file.contents)
+        .unwrap_or_else(|e| panic!("{} is not YAML: {e}", file.path))
+}
+
+fn schema_of(text: &str) -> Vec<(String, bool)> {
+    let columns: serde_json::Value = serde_json::from_str(text).expect("schema JSON");
+    columns
+        .as_array()
+        .expect("a column list")
+        .iter()
+        .map(|c| {
+            assert_eq!(c["type"], "double", "{c}");
+            (
+                c["name"].as_str().expect("name").to_owned(),
+                c["required"].as_bool().expect("required"),
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn mlmodel_file_describes_the_model_and_its_signature() {
+fn the_mlflow_folder_describes_both_flavors_and_the_signature() {
     let data = signal().dataset();
     let model = TrainedModel::fit(&quick(ModelKind::Ridge), &data, 0..500).expect("fit");
-    let yaml = model.mlmodel_file();
-    for line in [
-        "flavors:\n  pricecast:\n    model_type: ridge\n    model_file: model.json\n",
-        "    smartcore_version: 0.7.0\n",
-        "    horizon: 1\n",
-        "    feature_names:\n    - \"f0\"\n    - \"f1\"\n    - \"f2\"\n",
-        "signature:\n  inputs: '[{\"name\":\"f0\",\"required\":true,\"type\":\"double\"}",
-        "  outputs: '[{\"name\":\"predicted_close\",\"required\":true,\"type\":\"double\"}]'\n",
-    ] {
-        assert!(yaml.contains(line), "{line} not in\n{yaml}");
-    }
-    let schema: serde_json::Value =
-        serde_json::from_str(&model.feature_schema_json()).expect("schema JSON");
-    assert_eq!(schema.as_array().map(Vec::len), Some(4));
-    let example: serde_json::Value =
-        serde_json::from_str(&model.input_example_json(&data, 3).expect("example"))
-            .expect("example JSON");
+    let example = model.input_example_json(&data, 3).expect("example");
+    let files = model
+        .mlflow_files("linear_regression_model", &example)
+        .expect("files");
+    let paths: Vec<&str> = files.iter().map(|f| f.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "model.json",
+            "code/pricecast_pyfunc.py",
+            "requirements.txt",
+            "python_env.yaml",
+            "conda.yaml",
+            "feature_schema.json",
+            "input_example.json",
+            "MLmodel"
+        ],
+        "MLmodel last: a folder is a model once it is complete"
+    );
+    let file = |path: &str| files.iter().find(|f| f.path == path).expect(path);
+    assert_eq!(
+        file("model.json").contents,
+        model.to_bytes().expect("bytes")
+    );
+    assert_eq!(file("input_example.json").contents, example.as_bytes());
+    assert_eq!(
+        file("code/pricecast_pyfunc.py").contents,
+        mlflow_model::PYFUNC_LOADER_SOURCE.as_bytes()
+    );
+    assert_eq!(file("requirements.txt").contents, b"numpy\npandas\n");
+
+    let mlmodel = yaml_of(file("MLmodel"));
+    assert_eq!(mlmodel["artifact_path"], "linear_regression_model");
+    let pyfunc = &mlmodel["flavors"]["python_function"];
+    assert_eq!(pyfunc["loader_module"], "pricecast_pyfunc");
+    assert_eq!(pyfunc["code"], "code");
+    assert_eq!(pyfunc["data"], "model.json");
+    assert_eq!(pyfunc["env"]["conda"], "conda.yaml");
+    assert_eq!(pyfunc["env"]["virtualenv"], "python_env.yaml");
+    assert_eq!(pyfunc["predict_fn"], "predict");
+    assert_eq!(
+        pyfunc["python_version"], "3.11",
+        "a string, not the number 3.11"
+    );
+    let flavor = &mlmodel["flavors"]["pricecast"];
+    assert_eq!(flavor["model_type"], "ridge");
+    assert_eq!(flavor["model_file"], "model.json");
+    assert_eq!(flavor["format_version"], 1);
+    assert_eq!(flavor["smartcore_version"], "0.7.0");
+    assert_eq!(flavor["horizon"], 1);
+    assert_eq!(flavor["target"], "log_return");
+    assert_eq!(
+        flavor["feature_names"],
+        serde_norway::to_value(["f0", "f1", "f2"]).expect("names")
+    );
+    assert_eq!(flavor["last_close_input"], "last_close");
+    assert!(flavor["anchor_without_last_close"].is_null());
+    assert_eq!(
+        mlmodel["saved_input_example_info"]["artifact_path"],
+        "input_example.json"
+    );
+    assert_eq!(mlmodel["saved_input_example_info"]["type"], "dataframe");
+    assert_eq!(
+        mlmodel["saved_input_example_info"]["pandas_orient"],
+        "split"
+    );
+    let signature = &mlmodel["signature"];
+    let inputs = signature["inputs"].as_str().expect("inputs as JSON text");
+    assert_eq!(inputs, model.feature_schema_json());
+    assert_eq!(
+        file("feature_schema.json").contents,
+        model.feature_schema_json().as_bytes()
+    );
+    let required = |name: &str| (name.to_owned(), true);
+    assert_eq!(
+        schema_of(inputs),
+        [
+            required("f0"),
+            required("f1"),
+            required("f2"),
+            required("last_close")
+        ],
+        "without price_t-1 the forecast needs last_close"
+    );
+    assert_eq!(
+        schema_of(signature["outputs"].as_str().expect("outputs")),
+        [required("predicted_close")]
+    );
+    assert!(signature["params"].is_null());
+    assert!(mlmodel["utc_time_created"].is_string());
+
+    let python_env = yaml_of(file("python_env.yaml"));
+    assert_eq!(python_env["python"], "3.11");
+    assert_eq!(
+        python_env["dependencies"],
+        serde_norway::to_value(["-r requirements.txt"]).expect("list")
+    );
+    let conda = yaml_of(file("conda.yaml"));
+    assert_eq!(conda["dependencies"][0], "python=3.11");
+    assert_eq!(
+        conda["dependencies"][2]["pip"],
+        serde_norway::to_value(["numpy", "pandas"]).expect("list")
+    );
+
+    let example: serde_json::Value = serde_json::from_str(&example).expect("example JSON");
     assert_eq!(example["columns"][3], "last_close");
     assert_eq!(example["data"][0].as_array().map(Vec::len), Some(4));
+}
+
+#[test]
+fn last_close_is_optional_for_a_model_on_price_t_1() {
+    assert_eq!(
+        crate::features::spec::feature_kind(ANCHOR_FEATURE),
+        Some(crate::features::spec::FeatureKind::Lag(1)),
+        "the anchor is the previous close"
+    );
+    let mut synthetic = signal();
+    synthetic.names = vec!["ma_10".into(), ANCHOR_FEATURE.into(), "f2".into()];
+    let data = synthetic.dataset();
+    let model = TrainedModel::fit(&quick(ModelKind::Linear), &data, 0..500).expect("fit");
+    assert!(!model.needs_last_close());
+    let schema = schema_of(&model.feature_schema_json());
+    assert_eq!(schema.last(), Some(&("last_close".to_owned(), false)));
+    assert!(schema[..3].iter().all(|(_, required)| *required));
+    let mlmodel = model.mlmodel("model");
+    assert_eq!(
+        mlmodel
+            .flavors
+            .pricecast
+            .anchor_without_last_close
+            .as_deref(),
+        Some(ANCHOR_FEATURE)
+    );
+}
+
+#[test]
+fn the_python_loader_reads_the_names_and_version_rust_writes() {
+    let source = mlflow_model::PYFUNC_LOADER_SOURCE;
+    for line in [
+        format!("FORMAT_VERSION = {MODEL_FORMAT_VERSION}\n"),
+        format!("LAST_CLOSE = \"{LAST_CLOSE_INPUT}\"\n"),
+        format!("ANCHOR_FEATURE = \"{ANCHOR_FEATURE}\"\n"),
+        "def _load_pyfunc(data_path):\n".to_owned(),
+    ] {
+        assert!(source.contains(&line), "{line:?} not in the loader");
+    }
 }
 
 #[derive(Parser, Debug)]

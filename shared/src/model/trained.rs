@@ -26,6 +26,10 @@ pub const INPUT_EXAMPLE_FILE: &str = "input_example.json";
 pub const MODEL_FORMAT_VERSION: u32 = 1;
 /// Name of the input after the features in the `MLmodel` signature: the close forecasts start from.
 pub const LAST_CLOSE_INPUT: &str = "last_close";
+/// The feature a forecast starts from when [`LAST_CLOSE_INPUT`] is not given (MLflow's
+/// `python_function` flavor only): the previous close, the newest one a frame of the seed
+/// app's columns holds.
+pub const ANCHOR_FEATURE: &str = "price_t-1";
 /// Name of the output in the `MLmodel` signature.
 pub const PREDICTED_CLOSE_OUTPUT: &str = "predicted_close";
 
@@ -297,18 +301,6 @@ impl TrainedModel {
         Ok(saved.model)
     }
 
-    /// The MLflow column schema of the inputs: the features, then [`LAST_CLOSE_INPUT`].
-    pub fn feature_schema_json(&self) -> String {
-        let columns: Vec<serde_json::Value> = self
-            .feature_names
-            .iter()
-            .map(String::as_str)
-            .chain([LAST_CLOSE_INPUT])
-            .map(|name| serde_json::json!({"type": "double", "name": name, "required": true}))
-            .collect();
-        serde_json::Value::Array(columns).to_string()
-    }
-
     /// An MLflow input example (pandas `split` orient) made of row `row` of `data`.
     pub fn input_example_json(&self, data: &Dataset, row: usize) -> Result<String> {
         if row >= data.rows() || data.feature_names() != self.feature_names.as_slice() {
@@ -330,54 +322,6 @@ impl TrainedModel {
         let mut values = data.row(row).to_vec();
         values.push(data.last_close()[row]);
         Ok(serde_json::json!({"columns": columns, "data": [values]}).to_string())
-    }
-
-    /// The MLflow `MLmodel` file: a `pricecast` flavor naming the model type, file, features,
-    /// horizon and smartcore version, and the input/output signature.
-    pub fn mlmodel_file(&self) -> String {
-        let mut yaml = String::new();
-        yaml.push_str("artifact_path: model\n");
-        yaml.push_str("flavors:\n  pricecast:\n");
-        yaml.push_str(&format!("    model_type: {}\n", self.params.kind.as_str()));
-        yaml.push_str(&format!("    model_file: {MODEL_FILE}\n"));
-        yaml.push_str(&format!("    format_version: {MODEL_FORMAT_VERSION}\n"));
-        yaml.push_str(&format!("    smartcore_version: {SMARTCORE_VERSION}\n"));
-        yaml.push_str(&format!(
-            "    pricecast_version: {}\n",
-            env!("CARGO_PKG_VERSION")
-        ));
-        yaml.push_str(&format!("    horizon: {}\n", self.horizon));
-        yaml.push_str(&format!("    interval_ms: {}\n", self.interval_ms));
-        yaml.push_str("    target: log_return\n");
-        yaml.push_str("    feature_names:\n");
-        for name in &self.feature_names {
-            // A JSON string is a valid YAML double-quoted scalar.
-            yaml.push_str(&format!(
-                "    - {}\n",
-                serde_json::Value::from(name.as_str())
-            ));
-        }
-        yaml.push_str(&format!(
-            "saved_input_example_info:\n  artifact_path: {INPUT_EXAMPLE_FILE}\n  type: dataframe\n  pandas_orient: split\n"
-        ));
-        let outputs = serde_json::json!([
-            {"type": "double", "name": PREDICTED_CLOSE_OUTPUT, "required": true}
-        ]);
-        yaml.push_str("signature:\n");
-        yaml.push_str(&format!(
-            "  inputs: {}\n",
-            yaml_single_quoted(&self.feature_schema_json())
-        ));
-        yaml.push_str(&format!(
-            "  outputs: {}\n",
-            yaml_single_quoted(&outputs.to_string())
-        ));
-        yaml.push_str("  params: null\n");
-        yaml.push_str(&format!(
-            "utc_time_created: '{}'\n",
-            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f")
-        ));
-        yaml
     }
 
     /// Weights (on standardised features, for the standardised target) and intercept, for
@@ -491,8 +435,4 @@ fn fit_least_squares(x: &[f64], returns: &[f64], scaler: &Standardiser) -> Resul
         .collect();
     let weights = solve_symmetric(&a, &b).map_err(|e| model_error("fitting a linear model", e))?;
     Ok(LinearWeights { weights })
-}
-
-fn yaml_single_quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }

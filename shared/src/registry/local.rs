@@ -67,6 +67,9 @@ struct RunDoc {
     params: BTreeMap<String, String>,
     tags: BTreeMap<String, String>,
     metrics: Vec<MetricDoc>,
+    /// Deleted runs are kept but not listed, as MLflow's deleted lifecycle stage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -124,7 +127,7 @@ impl LocalRegistry {
             .map(|doc| ExperimentId(doc.experiment_id)))
     }
 
-    /// The runs of `experiment` that ended in the search's window: every `run.json` under
+    /// The active runs of `experiment` that ended in the search's window: every `run.json` under
     /// `runs/` is read (the local registry holds a few thousand runs at most).
     pub async fn search_runs(
         &self,
@@ -141,7 +144,7 @@ impl LocalRegistry {
             let Some(doc) = self.read_doc::<RunDoc>(&path).await? else {
                 continue; // Gone since the listing.
             };
-            if doc.experiment_id == experiment.0 {
+            if doc.experiment_id == experiment.0 && !doc.deleted {
                 let run = self.run_from_doc(doc);
                 if search.matches(&run) {
                     runs.push(run);
@@ -167,6 +170,7 @@ impl LocalRegistry {
             params: BTreeMap::new(),
             tags: tags.iter().cloned().collect(),
             metrics: Vec::new(),
+            deleted: false,
         };
         let run = RunId(run_id);
         self.write_doc(&run_doc_path(&run), &doc).await?;
@@ -263,6 +267,13 @@ impl LocalRegistry {
         let mut doc = self.run_doc(run).await?;
         doc.status = status;
         doc.end_time = Some(now_ms());
+        self.write_doc(&run_doc_path(run), &doc).await
+    }
+
+    /// Deletes a run: it stays readable but is no longer listed.
+    pub async fn delete_run(&self, run: &RunId) -> Result<()> {
+        let mut doc = self.run_doc(run).await?;
+        doc.deleted = true;
         self.write_doc(&run_doc_path(run), &doc).await
     }
 
@@ -467,6 +478,12 @@ mod tests {
             .finish_run(&finished, RunStatus::Finished)
             .await
             .expect("finish");
+        let deleted = registry.start_run(&experiment, &[]).await.expect("deleted");
+        registry
+            .finish_run(&deleted, RunStatus::Failed)
+            .await
+            .expect("fail");
+        registry.delete_run(&deleted).await.expect("delete");
         let running = registry.start_run(&experiment, &[]).await.expect("running");
         let elsewhere = registry.start_run(&other, &[]).await.expect("elsewhere");
         registry
@@ -481,8 +498,17 @@ mod tests {
             .search_runs(&experiment, &all)
             .await
             .expect("search");
-        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found.len(),
+            1,
+            "not the running or the deleted run: {found:?}"
+        );
         assert_eq!(found[0].run_id, finished);
+        let kept = registry
+            .get_run(&deleted)
+            .await
+            .expect("a deleted run is still read");
+        assert_eq!(kept.status, RunStatus::Failed);
         assert!(found[0].has_ended() && found[0].start_time <= found[0].end_time.unwrap_or(0));
         assert_eq!(found[0].latest_metrics[0].value, 2.0);
         assert_ne!(found[0].run_id, running);

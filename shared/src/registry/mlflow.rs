@@ -486,6 +486,15 @@ impl MlflowRegistry {
             .map_err(|f| self.error("runs/update", f))
     }
 
+    /// Deletes a run (`runs/delete`: its lifecycle stage becomes `deleted`).
+    pub async fn delete_run(&self, run: &RunId) -> Result<()> {
+        let body = json!({ "run_id": run.0 });
+        self.call::<Value>(Method::POST, "runs/delete", &[], Some(body))
+            .await
+            .map(|_| ())
+            .map_err(|f| self.error("runs/delete", f))
+    }
+
     /// Registers `artifact_path` of a (checked, finished) run as a new version of `model`.
     pub(super) async fn register_version(
         &self,

@@ -62,6 +62,9 @@ pub mod tags {
     pub const MODEL_TYPE: &str = "pricecast.model_type";
     /// The series, `SYMBOL interval`.
     pub const SERIES: &str = "pricecast.series";
+    /// Why a training run failed. Such a run is also deleted (MLflow's soft delete), so that
+    /// the newest active run of the experiment always holds a model.
+    pub const FAILURE: &str = "pricecast.failure";
 }
 
 /// An experiment's id (MLflow's, or the local registry's).
@@ -292,8 +295,8 @@ impl ModelRegistry {
         dispatch!(self, r => r.find_experiment(name).await)
     }
 
-    /// The runs of `experiment` that ended in the window `search` gives (a run still running
-    /// has no end time and is never listed), oldest end first, read page by page. Each run
+    /// The active (not deleted) runs of `experiment` that ended in the window `search` gives (a
+    /// run still running has no end time and is never listed), oldest end first, read page by page. Each run
     /// comes with its params, tags and the latest value of each metric.
     pub async fn search_runs(
         &self,
@@ -360,6 +363,13 @@ impl ModelRegistry {
             ));
         }
         dispatch!(self, r => r.finish_run(run, status).await)
+    }
+
+    /// Deletes a run the way MLflow's `runs/delete` does: it is kept, with everything logged to
+    /// it, but no longer listed ([`ModelRegistry::search_runs`] and MLflow's `search_runs`
+    /// list active runs only); [`ModelRegistry::get_run`] still reads it.
+    pub async fn delete_run(&self, run: &RunId) -> Result<()> {
+        dispatch!(self, r => r.delete_run(run).await)
     }
 
     /// Registers the run's artifact folder `artifact_path` as a new version of `model`

@@ -11,5 +11,6 @@ mod features;
 mod predict;
 mod registry;
 mod seed_contract;
+mod seed_mlflow;
 mod sync;
 mod train;

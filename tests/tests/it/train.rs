@@ -36,14 +36,27 @@ use crate::binaries::binary;
 const WINDOWS: usize = train::DEFAULT_EVAL_WINDOWS;
 const WINDOW_ROWS: usize = train::DEFAULT_EVAL_WINDOW_ROWS;
 
-/// Every artifact a training run logs.
-const ARTIFACTS: [&str; 6] = [
+/// Every artifact a training run logs: the metrics, the chart and the model's MLflow folder
+/// twice, where Pricecast reads it and where the seed app's scripts load it.
+const ARTIFACTS: [&str; 18] = [
     champion::CHART_FILE,
     champion::METRICS_FILE,
     champion::MLMODEL_FILE,
     champion::FEATURE_SCHEMA_FILE,
     champion::INPUT_EXAMPLE_FILE,
     champion::MODEL_FILE,
+    "model/code/pricecast_pyfunc.py",
+    "model/conda.yaml",
+    "model/python_env.yaml",
+    "model/requirements.txt",
+    "linear_regression_model/MLmodel",
+    "linear_regression_model/code/pricecast_pyfunc.py",
+    "linear_regression_model/conda.yaml",
+    "linear_regression_model/feature_schema.json",
+    "linear_regression_model/input_example.json",
+    "linear_regression_model/model.json",
+    "linear_regression_model/python_env.yaml",
+    "linear_regression_model/requirements.txt",
 ];
 
 fn btc() -> Symbol {
@@ -321,7 +334,9 @@ async fn train_and_read_back_with_mlflow(variable: &str, artifact_scheme: &str) 
     assert_eq!(read["aliases"][CHALLENGER], 1);
     assert_eq!(
         read["experiment_runs"],
-        serde_json::json!([{"run_id": report.run_id.0, "status": "FINISHED"}])
+        serde_json::json!([
+            {"run_id": report.run_id.0, "status": "FINISHED", "lifecycle_stage": "active"}
+        ])
     );
 
     // The file MLflow's client downloads is the model: it loads and predicts exactly as the
@@ -372,6 +387,24 @@ async fn train_and_read_back_with_mlflow(variable: &str, artifact_scheme: &str) 
     let mlmodel =
         std::fs::read_to_string(downloads.path().join(champion::MLMODEL_FILE)).expect("MLmodel");
     assert!(mlmodel.contains("signature"), "{mlmodel}");
+    assert!(mlmodel.contains("python_function"), "{mlmodel}");
+    // The seed app's folder holds the same files; only MLmodel names its own artifact path.
+    for path in ARTIFACTS.iter().filter_map(|p| p.strip_prefix("model/")) {
+        let file = |dir: &str| std::fs::read(downloads.path().join(dir).join(path)).expect(path);
+        if path == "MLmodel" {
+            let seed = String::from_utf8(file(champion::SEED_MODEL_DIR)).expect("UTF-8");
+            assert!(
+                seed.contains("artifact_path: linear_regression_model"),
+                "{seed}"
+            );
+        } else {
+            assert_eq!(
+                file(champion::MODEL_DIR),
+                file(champion::SEED_MODEL_DIR),
+                "{path}"
+            );
+        }
+    }
     let svg = std::fs::read_to_string(downloads.path().join(champion::CHART_FILE)).expect("chart");
     assert!(
         svg.starts_with("<svg") || svg.starts_with("<?xml"),
@@ -745,24 +778,44 @@ async fn an_artifact_rejected_mid_run_marks_the_run_failed_and_registers_nothing
         "{err}"
     );
 
+    // Deleted: MLflow's default listing (and the seed app's search_runs) has only the good run.
     let experiment_id = good
         .registry
         .find_experiment(&experiment)
         .await
         .expect("find")
         .expect("experiment");
-    let runs = good
+    let active = good
         .registry
         .search_runs(&experiment_id, &RunSearch::default())
         .await
         .expect("runs");
-    let failed: Vec<_> = runs.iter().filter(|r| r.run_id != first.run_id).collect();
+    assert_eq!(
+        active.iter().map(|r| &r.run_id).collect::<Vec<_>>(),
+        [&first.run_id],
+        "{active:?}"
+    );
+    let every = mlflow_check(
+        &uri,
+        &s3,
+        &Check {
+            experiment: Some(&experiment),
+            ..Check::default()
+        },
+    );
+    let runs = every["experiment_runs"].as_array().expect("runs");
+    let failed: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["run_id"] != first.run_id.0.as_str())
+        .collect();
     assert_eq!(failed.len(), 1, "one run started: {runs:?}");
+    assert_eq!(failed[0]["lifecycle_stage"], "deleted", "{runs:?}");
+    let failed_id = failed[0]["run_id"].as_str().expect("run id");
     let read = mlflow_check(
         &uri,
         &s3,
         &Check {
-            run: Some(&failed[0].run_id.0),
+            run: Some(failed_id),
             model: Some(&fresh),
             experiment: Some(&experiment),
             ..Check::default()
@@ -772,6 +825,12 @@ async fn an_artifact_rejected_mid_run_marks_the_run_failed_and_registers_nothing
     assert!(
         read["run"]["metrics"]["mae"].is_f64(),
         "logged before the failure"
+    );
+    assert!(
+        read["run"]["tags"][tags::FAILURE]
+            .as_str()
+            .is_some_and(|reason| reason.contains("credentials were refused")),
+        "the reason is tagged: {read}"
     );
     assert_eq!(read["versions"], serde_json::json!([]), "{read}");
     assert_eq!(read["aliases"][CHAMPION], Value::Null);
