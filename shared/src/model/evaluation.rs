@@ -5,14 +5,10 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::dataset::rfc3339;
+use super::interval::{LOWER_RESIDUAL_QUANTILE, ResidualInterval, UPPER_RESIDUAL_QUANTILE};
 use super::trained::min_training_rows;
 use super::{Dataset, ModelParams, TrainedModel, model_error};
 use crate::Result;
-
-/// Lower quantile of the relative residuals reported for forecast intervals.
-pub const LOWER_RESIDUAL_QUANTILE: f64 = 0.05;
-/// Upper quantile of the relative residuals reported for forecast intervals.
-pub const UPPER_RESIDUAL_QUANTILE: f64 = 0.95;
 
 /// Forecast accuracy on closes.
 ///
@@ -105,32 +101,6 @@ pub struct WindowSeries {
     pub horizon: u32,
     /// Candle interval in milliseconds.
     pub interval_ms: i64,
-}
-
-/// Quantiles of the relative residuals `actual / predicted − 1` seen in walk-forward: a forecast
-/// `f` has the interval `f × (1 + lower) ..= f × (1 + upper)`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ResidualInterval {
-    /// Quantile level of `lower` (0.05).
-    pub lower_quantile: f64,
-    /// Quantile level of `upper` (0.95).
-    pub upper_quantile: f64,
-    /// The lower quantile of `actual / predicted − 1`.
-    pub lower: f64,
-    /// The upper quantile of `actual / predicted − 1`.
-    pub upper: f64,
-    /// Residuals the quantiles were taken over.
-    pub rows: usize,
-}
-
-impl ResidualInterval {
-    /// The interval around a forecast close.
-    pub fn around(&self, predicted_close: f64) -> (f64, f64) {
-        (
-            predicted_close * (1.0 + self.lower),
-            predicted_close * (1.0 + self.upper),
-        )
-    }
 }
 
 /// The result of [`walk_forward`].

@@ -18,6 +18,7 @@
 mod chart;
 mod dataset;
 mod evaluation;
+mod interval;
 mod least_squares;
 pub mod mlflow_model;
 mod scaler;
@@ -28,9 +29,10 @@ use serde::{Deserialize, Serialize};
 pub use chart::chart_svg;
 pub use dataset::Dataset;
 pub use evaluation::{
-    Evaluation, LOWER_RESIDUAL_QUANTILE, Metrics, ResidualInterval, UPPER_RESIDUAL_QUANTILE,
-    WindowReport, WindowSeries, evaluate, walk_forward, walk_forward_rows_needed,
+    Evaluation, Metrics, WindowReport, WindowSeries, evaluate, walk_forward,
+    walk_forward_rows_needed,
 };
+pub use interval::{LOWER_RESIDUAL_QUANTILE, ResidualInterval, UPPER_RESIDUAL_QUANTILE};
 pub use mlflow_model::{MlModel, ModelFile};
 pub use scaler::Standardiser;
 pub use trained::{

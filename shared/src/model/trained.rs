@@ -13,7 +13,7 @@ use smartcore::linear::ridge_regression::{
     RidgeRegression, RidgeRegressionParameters, RidgeRegressionSolverName,
 };
 
-use super::evaluation::ResidualInterval;
+use super::interval::ResidualInterval;
 use super::least_squares::{centred_gram, solve_symmetric};
 use super::{Dataset, ModelKind, ModelParams, SMARTCORE_VERSION, Standardiser, model_error};
 use crate::Result;
