@@ -7,6 +7,8 @@ use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
 use salvo::prelude::*;
 use serde::Serialize;
 
+use crate::services::ServiceError;
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -83,6 +85,18 @@ impl From<pricecast_shared::Error> for ApiError {
                 None => Self::Internal(error_chain(&error)),
             },
             _ => Self::Internal(error_chain(&error)),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(detail) => Self::BadRequest(detail),
+            ServiceError::NotFound(detail) => Self::NotFound(detail),
+            ServiceError::Unavailable(detail) => Self::Unavailable(detail),
+            ServiceError::Store(error) => error.into(),
+            ServiceError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

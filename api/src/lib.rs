@@ -6,12 +6,13 @@
 //! Start it with [`start`] (binds, then serves in the background until a token is cancelled)
 //! or [`serve`]; build the in-process service for tests with [`service`].
 
+pub mod endpoints;
 pub mod error;
-pub mod forecast_cache;
 pub mod metrics;
 pub mod params;
 pub mod routes;
 pub mod served_models;
+pub mod services;
 pub mod settings;
 pub mod state;
 

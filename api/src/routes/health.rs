@@ -105,9 +105,10 @@ pub async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), ApiErro
         latency_ms: failure.is_none().then_some(latency_ms),
         error: failure.clone(),
     };
-    let models = state.models.status();
+    let served = state.forecasts.models();
+    let models = served.status();
     let registry = RegistryHealth {
-        status: if !state.models.is_configured() {
+        status: if !served.is_configured() {
             "not_configured"
         } else if models.is_up() {
             "up"
@@ -122,7 +123,7 @@ pub async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), ApiErro
         last_success: models.last_success,
         error: models.last_error.clone(),
     };
-    let degraded = state.models.is_configured() && models.last_error.is_some();
+    let degraded = served.is_configured() && models.last_error.is_some();
     let body = HealthBody {
         status: match (&failure, degraded) {
             (Some(_), _) => "unhealthy",

@@ -12,10 +12,10 @@ use salvo::oapi::{ToParameters, ToSchema};
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::app_state;
+use super::{app_state, series};
 use crate::error::ApiError;
 use crate::params;
-use crate::state::AppState;
+use crate::services::series::nothing_stored;
 
 /// Longest window, in hours (ten years).
 const MAX_HOURS: i64 = 87_600;
@@ -390,46 +390,6 @@ pub struct CandlesBody {
     pub candles: Vec<CandleBody>,
 }
 
-/// The series a request names: its symbol and (requested or default) interval.
-pub(crate) async fn series(
-    state: &AppState,
-    symbol: Option<&str>,
-    interval: Option<&str>,
-) -> Result<(Symbol, Interval), ApiError> {
-    let symbol = params::symbol(symbol)?;
-    let interval = params::interval(interval)?;
-    let interval = state.interval_or_default(&symbol, interval).await?;
-    Ok((symbol, interval))
-}
-
-pub(crate) fn nothing_stored(symbol: &Symbol, interval: Interval) -> ApiError {
-    ApiError::NotFound(format!(
-        "no {symbol} {interval} candles stored; collect them first (pricecast-collect --symbols {symbol} --intervals {interval})"
-    ))
-}
-
-/// 404 for an empty window, saying where the data is.
-async fn empty_window(
-    state: &AppState,
-    symbol: &Symbol,
-    interval: Interval,
-    hours: i64,
-    now: DateTime<Utc>,
-) -> ApiError {
-    match state.store.latest_candle(symbol, interval).await {
-        Ok(Some(newest)) => {
-            let age_s = (now - newest.open_time).num_seconds().max(0);
-            let hours_needed = (age_s + 3599) / 3600 + 1;
-            ApiError::NotFound(format!(
-                "no {symbol} {interval} candles in the last {hours} hours; the newest opened at {} (use hours={hours_needed} to reach it)",
-                newest.open_time.format("%Y-%m-%dT%H:%M:%SZ")
-            ))
-        }
-        Ok(None) => nothing_stored(symbol, interval),
-        Err(e) => e.into(),
-    }
-}
-
 /// The newest price of a series (the seed app's fields: price, timestamp, source,
 /// last_updated), with its candle.
 #[endpoint(tags("price"))]
@@ -444,7 +404,7 @@ pub async fn latest(query: SeriesQuery, depot: &mut Depot) -> Result<Json<Latest
         .store
         .latest_changed_candle(&symbol, interval)
         .await?
-        .ok_or_else(|| nothing_stored(&symbol, interval))?;
+        .ok_or_else(|| ApiError::from(nothing_stored(&symbol, interval)))?;
     Ok(Json(LatestPrice {
         price: candle.close,
         timestamp: candle.open_time,
@@ -506,7 +466,11 @@ pub async fn history(
         .count()
         .min(usize::try_from(limit).unwrap_or(usize::MAX));
     if in_window == 0 {
-        return Err(empty_window(state, &symbol, interval, hours, now).await);
+        return Err(state
+            .series
+            .empty_window(&symbol, interval, hours, now)
+            .await
+            .into());
     }
     recent.reverse();
     let points: Vec<PricePoint> = recent.iter().map(PricePoint::from).collect();
@@ -638,7 +602,11 @@ pub async fn stats(query: StatsQuery, depot: &mut Depot) -> Result<Json<StatsBod
     }
     match running {
         Some(window) => Ok(Json(window.into_body(&symbol, interval, hours))),
-        None => Err(empty_window(state, &symbol, interval, hours, now).await),
+        None => Err(state
+            .series
+            .empty_window(&symbol, interval, hours, now)
+            .await
+            .into()),
     }
 }
 
@@ -693,7 +661,7 @@ pub async fn candles(
             .await?
             .is_none()
     {
-        return Err(nothing_stored(&symbol, interval));
+        return Err(nothing_stored(&symbol, interval).into());
     }
     Ok(Json(CandlesBody {
         symbol: symbol.to_string(),
