@@ -7,7 +7,7 @@ use pricecast_shared::store::Store;
 
 use crate::metrics::ApiMetrics;
 use crate::served_models::ServedModels;
-use crate::services::{ForecastService, SeriesService};
+use crate::services::{ForecastService, PriceService, SeriesService};
 
 /// Default for [`AppState::cache_ttl`]: candles close at most once a second, and a collect run
 /// is minutes apart, so a second of caching costs no freshness that matters.
@@ -30,6 +30,8 @@ pub struct AppState {
     pub cache_ttl: Duration,
     /// Series resolution over the store.
     pub series: SeriesService,
+    /// Stored prices: newest, history, statistics, candles.
+    pub prices: PriceService,
     /// Forecasts from the served champion models.
     pub forecasts: ForecastService,
 }
@@ -40,6 +42,7 @@ impl AppState {
         let series = SeriesService::new(store.clone());
         Self {
             forecasts: ForecastService::new(series.clone(), Arc::new(ServedModels::none())),
+            prices: PriceService::new(series.clone()),
             series,
             store,
             metrics: Arc::new(ApiMetrics::new()),

@@ -12,12 +12,11 @@ use chrono::{TimeZone, Utc};
 use pricecast_shared::champion::{RegisteredModel, metric};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::features::{self, FeatureRow, FeatureSpec};
-use pricecast_shared::store::CandleQuery;
 
 use super::error::{ServiceError, ServiceResult};
 use super::forecast_cache::{ForecastCache, ForecastKey};
 use super::prediction::{ModelRef, Prediction};
-use super::series::SeriesService;
+use super::series::{SeriesService, newest_first};
 use super::what_if;
 use crate::served_models::ServedModels;
 
@@ -139,15 +138,13 @@ impl ForecastService {
         let mut candles = self
             .series
             .store()
-            .candles(&CandleQuery {
-                symbol: symbol.clone(),
+            .candles(&newest_first(
+                symbol,
                 interval,
-                from: None,
-                to: Some(newest.open_time),
-                limit: needed as i64,
-                offset: 0,
-                newest_first: true,
-            })
+                None,
+                Some(newest.open_time),
+                needed as i64,
+            ))
             .await?;
         candles.reverse();
         let row = newest_row(candles, interval, spec)

@@ -5,11 +5,15 @@
 pub mod error;
 pub mod forecast;
 pub mod forecast_cache;
+pub mod health;
+pub mod job_runs;
 pub mod prediction;
+pub mod prices;
 pub mod series;
 pub mod what_if;
 
 pub use error::{ServiceError, ServiceResult};
 pub use forecast::{ForecastService, WhatIfInputs};
 pub use prediction::{ModelRef, Prediction};
+pub use prices::PriceService;
 pub use series::SeriesService;

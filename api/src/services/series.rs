@@ -99,15 +99,13 @@ impl SeriesService {
         let from = newest.open_time - chrono::Duration::hours(hours);
         let mut closes: Vec<(DateTime<Utc>, f64)> = self
             .store
-            .closes(&CandleQuery {
-                symbol: symbol.clone(),
+            .closes(&newest_first(
+                symbol,
                 interval,
-                from: Some(from),
-                to: None,
-                limit: max_points,
-                offset: 0,
-                newest_first: true,
-            })
+                Some(from),
+                None,
+                max_points,
+            ))
             .await?
             .into_iter()
             .filter_map(|p| Some((p.open_time, p.close.to_f64()?)))
@@ -145,4 +143,24 @@ pub fn nothing_stored(symbol: &Symbol, interval: Interval) -> ServiceError {
     ServiceError::NotFound(format!(
         "no {symbol} {interval} candles stored; collect them first (pricecast-collect --symbols {symbol} --intervals {interval})"
     ))
+}
+
+/// The query for the newest `limit` candles of a series opened from `from` to `to`
+/// (inclusive, open-ended when `None`), newest first.
+pub fn newest_first(
+    symbol: &Symbol,
+    interval: Interval,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: i64,
+) -> CandleQuery {
+    CandleQuery {
+        symbol: symbol.clone(),
+        interval,
+        from,
+        to,
+        limit,
+        offset: 0,
+        newest_first: true,
+    }
 }
