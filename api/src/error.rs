@@ -218,3 +218,39 @@ pub async fn json_error_catcher(req: &Request, res: &mut Response, ctrl: &mut Fl
     );
     ctrl.skip_rest();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_errors_map_to_statuses_with_their_message() {
+        let cases = [
+            (
+                ServiceError::Invalid("a".into()),
+                StatusCode::BAD_REQUEST,
+                "a",
+            ),
+            (
+                ServiceError::NotFound("b".into()),
+                StatusCode::NOT_FOUND,
+                "b",
+            ),
+            (
+                ServiceError::Unavailable("c".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "c",
+            ),
+            (
+                ServiceError::Internal("secret cause".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server failed to answer this request; the cause is in its logs",
+            ),
+        ];
+        for (error, status, detail) in cases {
+            let api = ApiError::from(error);
+            assert_eq!(api.status(), status);
+            assert_eq!(api.body().detail, detail);
+        }
+    }
+}

@@ -145,3 +145,61 @@ pub fn candles_from_prices(
     }
     Ok(candles)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> FeatureSpec {
+        FeatureSpec {
+            horizons: Vec::new(),
+            features: vec!["price_t-3".to_owned()],
+        }
+    }
+
+    fn invalid(result: ServiceResult<Vec<Candle>>) -> String {
+        match result {
+            Err(ServiceError::Invalid(detail)) => detail,
+            other => panic!("expected invalid inputs, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn prices_become_consecutive_candles_ending_with_the_last_closed_one() {
+        let symbol: Symbol = "BTCUSDT".parse().expect("symbol");
+        let prices: Vec<serde_json::Value> = [100.0, 101.0, 102.5, 103.0]
+            .into_iter()
+            .map(serde_json::Value::from)
+            .collect();
+        let candles =
+            candles_from_prices(&spec(), &symbol, Interval::H1, &prices).expect("candles");
+        assert_eq!(candles.len(), 4);
+        assert_eq!(candles[3].close, Decimal::new(103, 0));
+        let step = Interval::H1.duration_ms();
+        assert!(candles.windows(2).all(|w| {
+            w[1].open_time.timestamp_millis() - w[0].open_time.timestamp_millis() == step
+        }));
+        assert!(candles[3].close_time < Utc::now());
+    }
+
+    #[test]
+    fn bad_prices_are_named() {
+        let symbol: Symbol = "BTCUSDT".parse().expect("symbol");
+        let few = vec![serde_json::Value::from(1.0); 3];
+        assert!(
+            invalid(candles_from_prices(&spec(), &symbol, Interval::H1, &few))
+                .starts_with("prices has 3 values")
+        );
+        let mut prices = vec![serde_json::Value::from(1.0); 4];
+        prices[2] = serde_json::Value::from(-1.0);
+        assert!(
+            invalid(candles_from_prices(&spec(), &symbol, Interval::H1, &prices))
+                .starts_with("prices[2] is -1")
+        );
+        prices[2] = serde_json::Value::from("x");
+        assert!(
+            invalid(candles_from_prices(&spec(), &symbol, Interval::H1, &prices))
+                .contains("finite number")
+        );
+    }
+}
