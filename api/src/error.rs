@@ -7,6 +7,8 @@ use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
 use salvo::prelude::*;
 use serde::Serialize;
 
+use crate::services::ServiceError;
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -83,6 +85,18 @@ impl From<pricecast_shared::Error> for ApiError {
                 None => Self::Internal(error_chain(&error)),
             },
             _ => Self::Internal(error_chain(&error)),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(detail) => Self::BadRequest(detail),
+            ServiceError::NotFound(detail) => Self::NotFound(detail),
+            ServiceError::Unavailable(detail) => Self::Unavailable(detail),
+            ServiceError::Store(error) => error.into(),
+            ServiceError::Internal(cause) => Self::Internal(cause),
         }
     }
 }
@@ -203,4 +217,40 @@ pub async fn json_error_catcher(req: &Request, res: &mut Response, ctrl: &mut Fl
         },
     );
     ctrl.skip_rest();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_errors_map_to_statuses_with_their_message() {
+        let cases = [
+            (
+                ServiceError::Invalid("a".into()),
+                StatusCode::BAD_REQUEST,
+                "a",
+            ),
+            (
+                ServiceError::NotFound("b".into()),
+                StatusCode::NOT_FOUND,
+                "b",
+            ),
+            (
+                ServiceError::Unavailable("c".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "c",
+            ),
+            (
+                ServiceError::Internal("secret cause".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server failed to answer this request; the cause is in its logs",
+            ),
+        ];
+        for (error, status, detail) in cases {
+            let api = ApiError::from(error);
+            assert_eq!(api.status(), status);
+            assert_eq!(api.body().detail, detail);
+        }
+    }
 }

@@ -5,13 +5,22 @@
 //!
 //! Start it with [`start`] (binds, then serves in the background until a token is cancelled)
 //! or [`serve`]; build the in-process service for tests with [`service`].
+//!
+//! Layers, each using only the ones below it (no module imports one that imports it back):
+//! - [`routes`]: handlers that parse parameters ([`params`]), call a service and shape JSON;
+//! - [`state`]: what handlers share (store, services, metrics), injected into the depot;
+//! - [`error`]: the HTTP error, mapping [`services::ServiceError`] to 400/404/503/500;
+//! - [`services`]: prices, series and forecasts, free of HTTP, over the store and
+//!   [`served_models`] (the champion set polled from the registry);
+//! - leaves: [`endpoints`] (the route table, read by the router and [`metrics`]), [`settings`].
 
+pub mod endpoints;
 pub mod error;
-pub mod forecast_cache;
 pub mod metrics;
 pub mod params;
 pub mod routes;
 pub mod served_models;
+pub mod services;
 pub mod settings;
 pub mod state;
 

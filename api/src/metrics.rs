@@ -10,7 +10,7 @@ use prometheus::{
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 
-use crate::routes::ROUTES;
+use crate::endpoints::ROUTES;
 
 /// Label for requests that matched no route (keeps label values bounded).
 const UNMATCHED_ROUTE: &str = "unmatched";

@@ -1,20 +1,17 @@
 //! `GET /price/chart.svg`: recent closes with the champion's forecast and its interval, as an
 //! SVG picture a browser shows directly.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use plotters::prelude::*;
-use pricecast_shared::store::CandleQuery;
-use rust_decimal::prelude::ToPrimitive;
 use salvo::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use salvo::oapi::ToParameters;
 use salvo::prelude::*;
 use serde::Deserialize;
 
-use super::app_state;
-use super::predict::{Prediction, live_forecast};
-use super::price::{nothing_stored, series};
+use super::{app_state, series};
 use crate::error::ApiError;
 use crate::params;
+use crate::services::Prediction;
 
 /// Window when `hours` is absent.
 const DEFAULT_HOURS: i64 = 48;
@@ -52,33 +49,17 @@ pub async fn price_chart(
     let hours = params::integer("hours", query.hours.as_deref(), DEFAULT_HOURS, 1, MAX_HOURS)?;
     let (symbol, interval) =
         series(state, query.symbol.as_deref(), query.interval.as_deref()).await?;
-    let Some(newest) = state.store.latest_candle(&symbol, interval).await? else {
-        return Err(nothing_stored(&symbol, interval));
-    };
-    let from = newest.open_time - Duration::hours(hours);
-    let mut closes: Vec<(DateTime<Utc>, f64)> = state
-        .store
-        .closes(&CandleQuery {
-            symbol: symbol.clone(),
-            interval,
-            from: Some(from),
-            to: None,
-            limit: MAX_POINTS,
-            offset: 0,
-            newest_first: true,
-        })
-        .await?
-        .into_iter()
-        .filter_map(|p| Some((p.open_time, p.close.to_f64()?)))
-        .collect();
-    closes.reverse();
+    let closes = state
+        .series
+        .recent_closes(&symbol, interval, hours, MAX_POINTS)
+        .await?;
     // A chart without a forecast is still worth drawing; why there is none goes in the title.
-    let (forecast, note) = match live_forecast(state, &symbol, interval, None).await {
+    let (forecast, note) = match state.forecasts.live(&symbol, interval).await {
         Ok(prediction) => (Some(prediction), None),
-        Err(e @ (ApiError::Unavailable(_) | ApiError::BadRequest(_))) => {
-            (None, Some(e.to_string()))
-        }
-        Err(e) => return Err(e),
+        Err(e) => match ApiError::from(e) {
+            e @ (ApiError::Unavailable(_) | ApiError::BadRequest(_)) => (None, Some(e.to_string())),
+            e => return Err(e),
+        },
     };
     let title = match (&forecast, &note) {
         (Some(p), _) => format!(

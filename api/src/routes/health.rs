@@ -1,10 +1,7 @@
 //! `GET /health`: whether the service and its database answer, and what the model registry's
 //! last poll saw.
 
-use std::time::{Duration, Instant};
-
 use chrono::{DateTime, Utc};
-use pricecast_shared::telemetry::error_chain;
 use salvo::http::StatusCode;
 use salvo::oapi::ToSchema;
 use salvo::prelude::*;
@@ -12,9 +9,7 @@ use serde::Serialize;
 
 use super::app_state;
 use crate::error::ApiError;
-
-/// Longest wait for the database to answer a ping.
-const PING_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::services::health::{check_database, check_registry};
 
 /// Health of the service and its dependencies.
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,59 +83,40 @@ pub struct DependencyHealth {
 )]
 pub async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), ApiError> {
     let state = app_state(depot)?;
-    let started = Instant::now();
-    let ping = tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let failure = match ping {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(error_chain(&e)),
-        Err(_) => Some(format!("no answer within {}s", PING_TIMEOUT.as_secs())),
-    };
-    if let Some(error) = &failure {
+    let db = check_database(&state.store).await;
+    if let Some(error) = &db.failure {
         tracing::warn!(error.message = %error, "health check: database down");
     }
+    let up = db.failure.is_none();
     let database = DependencyHealth {
-        status: if failure.is_none() { "up" } else { "down" }.into(),
-        backend: state.store.backend().into(),
-        latency_ms: failure.is_none().then_some(latency_ms),
-        error: failure.clone(),
+        status: if up { "up" } else { "down" }.into(),
+        backend: db.backend.into(),
+        latency_ms: up.then_some(db.latency_ms),
+        error: db.failure.clone(),
     };
-    let models = state.models.status();
-    let registry = RegistryHealth {
-        status: if !state.models.is_configured() {
-            "not_configured"
-        } else if models.is_up() {
-            "up"
-        } else if models.last_attempt.is_none() {
-            "not_polled"
-        } else {
-            "down"
-        }
-        .into(),
-        location: models.location.clone(),
-        champions_loaded: models.champions_loaded,
-        last_success: models.last_success,
-        error: models.last_error.clone(),
-    };
-    let degraded = state.models.is_configured() && models.last_error.is_some();
+    let registry = check_registry(state.forecasts.models());
     let body = HealthBody {
-        status: match (&failure, degraded) {
-            (Some(_), _) => "unhealthy",
-            (None, true) => "degraded",
-            (None, false) => "healthy",
+        status: match (up, registry.degraded) {
+            (false, _) => "unhealthy",
+            (true, true) => "degraded",
+            (true, false) => "healthy",
         }
         .into(),
-        database: if failure.is_none() {
-            "connected"
-        } else {
-            "disconnected"
-        }
-        .into(),
+        database: if up { "connected" } else { "disconnected" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: state.started.elapsed().as_secs(),
-        dependencies: Dependencies { database, registry },
+        dependencies: Dependencies {
+            database,
+            registry: RegistryHealth {
+                status: registry.state.into(),
+                location: registry.status.location,
+                champions_loaded: registry.status.champions_loaded,
+                last_success: registry.status.last_success,
+                error: registry.status.last_error,
+            },
+        },
     };
-    res.status_code(if failure.is_none() {
+    res.status_code(if up {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -6,7 +6,7 @@ use salvo::oapi::ToSchema;
 use salvo::prelude::*;
 use serde::Serialize;
 
-use super::ENDPOINTS;
+use crate::endpoints::ENDPOINTS;
 
 /// The service's name, version and endpoints.
 #[derive(Debug, Serialize, ToSchema)]

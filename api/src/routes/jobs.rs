@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::app_state;
 use crate::error::ApiError;
 use crate::params;
+use crate::services::job_runs::recent_runs;
 
 /// Most runs one request returns.
 const MAX_LIMIT: i64 = 1000;
@@ -90,7 +91,7 @@ pub async fn job_runs(query: JobsQuery, depot: &mut Depot) -> Result<Json<JobRun
             )));
         }
     }
-    let runs = app_state(depot)?.store.job_runs(job, limit).await?;
+    let runs = recent_runs(&app_state(depot)?.store, job, limit).await?;
     Ok(Json(JobRunsBody {
         runs: runs.into_iter().map(JobRunBody::from).collect(),
     }))

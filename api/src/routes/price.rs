@@ -2,20 +2,19 @@
 //! raw candles, in the seed app's JSON shapes (with Pricecast's keys added). Prices are exact
 //! decimals, written as JSON numbers with their stored digits.
 
-use chrono::{DateTime, Duration, Utc};
-use pricecast_shared::domain::{Candle, Interval, PricePoint, Symbol};
-use pricecast_shared::features::{SEED_HISTORY, SeedFeatures, seed_features};
-use pricecast_shared::store::{CandleQuery, ChangedCandle, StoredPrice};
+use chrono::{DateTime, Utc};
+use pricecast_shared::domain::{Candle, Interval, Symbol};
+use pricecast_shared::features::SeedFeatures;
+use pricecast_shared::store::{ChangedCandle, StoredPrice};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use salvo::oapi::{ToParameters, ToSchema};
 use salvo::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::app_state;
+use super::{app_state, series};
 use crate::error::ApiError;
 use crate::params;
-use crate::state::AppState;
+use crate::services::prices::{CandlePage, WindowStats};
 
 /// Longest window, in hours (ten years).
 const MAX_HOURS: i64 = 87_600;
@@ -29,10 +28,6 @@ const DEFAULT_HISTORY_LIMIT: i64 = 100;
 const DEFAULT_CANDLES_LIMIT: i64 = 500;
 /// Largest `offset` accepted.
 const MAX_OFFSET: i64 = 1_000_000_000;
-/// Candles read per query while computing window statistics.
-const STATS_PAGE: i64 = 10_000;
-/// Decimal places of computed (not stored) values.
-const COMPUTED_SCALE: u32 = 8;
 
 /// Parameters naming a series.
 #[derive(Debug, Deserialize, ToParameters)]
@@ -390,46 +385,6 @@ pub struct CandlesBody {
     pub candles: Vec<CandleBody>,
 }
 
-/// The series a request names: its symbol and (requested or default) interval.
-pub(crate) async fn series(
-    state: &AppState,
-    symbol: Option<&str>,
-    interval: Option<&str>,
-) -> Result<(Symbol, Interval), ApiError> {
-    let symbol = params::symbol(symbol)?;
-    let interval = params::interval(interval)?;
-    let interval = state.interval_or_default(&symbol, interval).await?;
-    Ok((symbol, interval))
-}
-
-pub(crate) fn nothing_stored(symbol: &Symbol, interval: Interval) -> ApiError {
-    ApiError::NotFound(format!(
-        "no {symbol} {interval} candles stored; collect them first (pricecast-collect --symbols {symbol} --intervals {interval})"
-    ))
-}
-
-/// 404 for an empty window, saying where the data is.
-async fn empty_window(
-    state: &AppState,
-    symbol: &Symbol,
-    interval: Interval,
-    hours: i64,
-    now: DateTime<Utc>,
-) -> ApiError {
-    match state.store.latest_candle(symbol, interval).await {
-        Ok(Some(newest)) => {
-            let age_s = (now - newest.open_time).num_seconds().max(0);
-            let hours_needed = (age_s + 3599) / 3600 + 1;
-            ApiError::NotFound(format!(
-                "no {symbol} {interval} candles in the last {hours} hours; the newest opened at {} (use hours={hours_needed} to reach it)",
-                newest.open_time.format("%Y-%m-%dT%H:%M:%SZ")
-            ))
-        }
-        Ok(None) => nothing_stored(symbol, interval),
-        Err(e) => e.into(),
-    }
-}
-
 /// The newest price of a series (the seed app's fields: price, timestamp, source,
 /// last_updated), with its candle.
 #[endpoint(tags("price"))]
@@ -440,11 +395,7 @@ pub async fn latest(query: SeriesQuery, depot: &mut Depot) -> Result<Json<Latest
     let ChangedCandle {
         candle,
         ingested_at,
-    } = state
-        .store
-        .latest_changed_candle(&symbol, interval)
-        .await?
-        .ok_or_else(|| nothing_stored(&symbol, interval))?;
+    } = state.prices.latest(&symbol, interval).await?;
     Ok(Json(LatestPrice {
         price: candle.close,
         timestamp: candle.open_time,
@@ -485,121 +436,40 @@ pub async fn history(
     )?;
     let (symbol, interval) =
         series(state, query.symbol.as_deref(), query.interval.as_deref()).await?;
-    let now = Utc::now();
-    let window_start = now - Duration::hours(hours);
-    // The window's newest `limit` candles and the history the oldest of them needs.
-    let mut recent = state
-        .store
-        .stored_prices(&CandleQuery {
-            symbol: symbol.clone(),
-            interval,
-            from: None,
-            to: None,
-            limit: limit + SEED_HISTORY as i64,
-            offset: 0,
-            newest_first: true,
-        })
-        .await?;
-    let in_window = recent
+    let rows = state
+        .prices
+        .history(&symbol, interval, hours, limit)
+        .await?
         .iter()
-        .take_while(|c| c.open_time >= window_start)
-        .count()
-        .min(usize::try_from(limit).unwrap_or(usize::MAX));
-    if in_window == 0 {
-        return Err(empty_window(state, &symbol, interval, hours, now).await);
-    }
-    recent.reverse();
-    let points: Vec<PricePoint> = recent.iter().map(PricePoint::from).collect();
-    let features = seed_features(&points, interval);
-    let before_window = recent.len() - in_window;
-    let rows = recent
-        .iter()
-        .zip(&features)
-        .skip(before_window)
         .filter_map(|(stored, features)| HistoryRow::complete(stored, features))
         .collect();
     Ok(Json(rows))
 }
 
-/// Running statistics over closes, read oldest first.
-struct CloseStats {
-    count: u64,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    first: Decimal,
-    last: Decimal,
-    min: Decimal,
-    max: Decimal,
-    sum: Decimal,
-    /// Welford's running mean and sum of squared deviations, for the standard deviation.
-    mean_f64: f64,
-    m2: f64,
-}
-
-impl CloseStats {
-    fn new(first: &PricePoint) -> Self {
+impl StatsBody {
+    /// The body of a window's statistics.
+    fn new(window: WindowStats, symbol: &Symbol, interval: Interval, hours: i64) -> Self {
         Self {
-            count: 0,
-            from: first.open_time,
-            to: first.open_time,
-            first: first.close,
-            last: first.close,
-            min: first.close,
-            max: first.close,
-            sum: Decimal::ZERO,
-            mean_f64: 0.0,
-            m2: 0.0,
-        }
-    }
-
-    fn add(&mut self, point: &PricePoint) -> Result<(), ApiError> {
-        let close = point.close;
-        self.count += 1;
-        self.to = point.open_time;
-        self.last = close;
-        self.min = self.min.min(close);
-        self.max = self.max.max(close);
-        self.sum = self
-            .sum
-            .checked_add(close)
-            .ok_or_else(|| ApiError::Internal("sum of closes overflows a decimal".into()))?;
-        let x = close.to_f64().unwrap_or(f64::NAN);
-        let delta = x - self.mean_f64;
-        self.mean_f64 += delta / self.count as f64;
-        self.m2 += delta * (x - self.mean_f64);
-        Ok(())
-    }
-
-    fn into_body(self, symbol: &Symbol, interval: Interval, hours: i64) -> StatsBody {
-        let mean = (self.sum / Decimal::from(self.count)).round_dp(COMPUTED_SCALE);
-        let std = (self.count > 1).then(|| (self.m2 / (self.count - 1) as f64).sqrt());
-        let change = self.last - self.first;
-        let change_pct = if self.first.is_zero() {
-            Decimal::ZERO
-        } else {
-            (change / self.first * Decimal::ONE_HUNDRED).round_dp(COMPUTED_SCALE)
-        };
-        StatsBody {
             period_hours: hours,
-            total_records: self.count,
-            min_price: self.min,
-            max_price: self.max,
-            avg_price: mean,
-            latest_price: self.last,
+            total_records: window.count,
+            min_price: window.min,
+            max_price: window.max,
+            avg_price: window.mean,
+            latest_price: window.last,
             symbol: symbol.to_string(),
             interval: interval.to_string(),
             hours,
-            count: self.count,
-            from: self.from,
-            to: self.to,
-            min: self.min,
-            max: self.max,
-            mean,
-            std,
-            first: self.first,
-            last: self.last,
-            change,
-            change_pct,
+            count: window.count,
+            from: window.from,
+            to: window.to,
+            min: window.min,
+            max: window.max,
+            mean: window.mean,
+            std: window.std,
+            first: window.first,
+            last: window.last,
+            change: window.change,
+            change_pct: window.change_pct,
         }
     }
 }
@@ -611,35 +481,8 @@ pub async fn stats(query: StatsQuery, depot: &mut Depot) -> Result<Json<StatsBod
     let hours = params::integer("hours", query.hours.as_deref(), DEFAULT_HOURS, 1, MAX_HOURS)?;
     let (symbol, interval) =
         series(state, query.symbol.as_deref(), query.interval.as_deref()).await?;
-    let now = Utc::now();
-    let mut page_query = CandleQuery {
-        symbol: symbol.clone(),
-        interval,
-        from: Some(now - Duration::hours(hours)),
-        to: None,
-        limit: STATS_PAGE,
-        offset: 0,
-        newest_first: false,
-    };
-    let mut running: Option<CloseStats> = None;
-    loop {
-        let page = state.store.closes(&page_query).await?;
-        for point in &page {
-            running
-                .get_or_insert_with(|| CloseStats::new(point))
-                .add(point)?;
-        }
-        match page.last() {
-            Some(last) if page.len() as i64 == STATS_PAGE => {
-                page_query.from = Some(last.open_time + Duration::milliseconds(1));
-            }
-            _ => break,
-        }
-    }
-    match running {
-        Some(window) => Ok(Json(window.into_body(&symbol, interval, hours))),
-        None => Err(empty_window(state, &symbol, interval, hours, now).await),
-    }
+    let window = state.prices.window_stats(&symbol, interval, hours).await?;
+    Ok(Json(StatsBody::new(window, &symbol, interval, hours)))
 }
 
 /// OHLCV candles, oldest first, by open-time range and page.
@@ -670,31 +513,13 @@ pub async fn candles(
     let offset = params::integer("offset", query.offset.as_deref(), 0, 0, MAX_OFFSET)?;
     let (symbol, interval) =
         series(state, query.symbol.as_deref(), query.interval.as_deref()).await?;
-    // One more than asked tells whether another page follows.
-    let mut rows = state
-        .store
-        .candles(&CandleQuery {
-            symbol: symbol.clone(),
-            interval,
-            from: start,
-            to: end,
-            limit: limit + 1,
-            offset,
-            newest_first: false,
-        })
+    let CandlePage {
+        candles: rows,
+        more,
+    } = state
+        .prices
+        .candles(&symbol, interval, start, end, limit, offset)
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    if rows.is_empty()
-        && offset == 0
-        && state
-            .store
-            .last_open_time(&symbol, interval)
-            .await?
-            .is_none()
-    {
-        return Err(nothing_stored(&symbol, interval));
-    }
     Ok(Json(CandlesBody {
         symbol: symbol.to_string(),
         interval: interval.to_string(),

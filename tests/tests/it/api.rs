@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use pricecast_api::AppState;
-use pricecast_api::routes::ROUTES;
+use pricecast_api::endpoints::ROUTES;
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::features::SEED_MA_WINDOW;
 use pricecast_shared::replay;

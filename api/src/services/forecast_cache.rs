@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use pricecast_shared::domain::{Interval, Symbol};
 use rust_decimal::Decimal;
 
-use crate::routes::predict::Prediction;
+use super::prediction::Prediction;
 
 /// Longest a forecast is reused: bounds how long a repaired candle inside the feature window
 /// (which leaves the newest candle as it was) goes unnoticed.
