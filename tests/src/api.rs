@@ -1,5 +1,6 @@
 //! The real API server on a free loopback port, and its answers as tests read them.
 
+use chrono::{DateTime, Utc};
 use pricecast_api::{AppState, RunningServer};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -100,4 +101,20 @@ impl TestApp {
             headers,
         }
     }
+}
+
+/// The exact digits of a JSON number (serde_json keeps them: arbitrary_precision); panics on
+/// anything else.
+pub fn digits(value: &Value) -> String {
+    assert!(value.is_number(), "expected a number, got {value}");
+    value.to_string()
+}
+
+/// An RFC 3339 time in a JSON answer; panics on anything else.
+pub fn time(value: &Value) -> DateTime<Utc> {
+    value
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .unwrap_or_else(|| panic!("expected an RFC 3339 time, got {value}"))
+        .with_timezone(&Utc)
 }

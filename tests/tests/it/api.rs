@@ -11,7 +11,7 @@ use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::features::SEED_MA_WINDOW;
 use pricecast_shared::replay;
 use pricecast_shared::store::{AccessMode, JobOutcome, JobStatus, Store, StoreOptions};
-use pricecast_tests::api::TestApp;
+use pricecast_tests::api::{TestApp, digits, time};
 use pricecast_tests::db::TestDb;
 use rust_decimal::Decimal;
 use salvo::test::{ResponseExt, TestClient};
@@ -49,20 +49,6 @@ async fn load_range(db: &TestDb, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<
 /// A window in hours that reaches back to `t` (with an hour to spare).
 fn hours_back_to(t: DateTime<Utc>) -> i64 {
     (Utc::now() - t).num_hours() + 1
-}
-
-/// The exact digits of a JSON number (serde_json keeps them: arbitrary_precision).
-fn digits(value: &Value) -> String {
-    assert!(value.is_number(), "expected a number, got {value}");
-    value.to_string()
-}
-
-fn time(value: &Value) -> DateTime<Utc> {
-    value
-        .as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .unwrap_or_else(|| panic!("expected an RFC 3339 time, got {value}"))
-        .with_timezone(&Utc)
 }
 
 fn read_only_options() -> StoreOptions {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use pricecast_api::AppState;
 use pricecast_api::served_models::ServedModels;
 use pricecast_shared::champion::RegisteredModel;
@@ -16,7 +16,7 @@ use pricecast_shared::domain::{Candle, Interval};
 use pricecast_shared::features::{self, FeatureRow, FeatureSpec};
 use pricecast_shared::lake::{LakeArgs, LakeUrl};
 use pricecast_shared::registry::{ModelRegistry, RegistryArgs};
-use pricecast_tests::api::{Reply, TestApp};
+use pricecast_tests::api::{Reply, TestApp, time};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::pipeline::TrainedPipeline;
 use serde_json::{Value, json};
@@ -44,14 +44,6 @@ fn number(value: &Value) -> f64 {
     value
         .as_f64()
         .unwrap_or_else(|| panic!("expected a number, got {value}"))
-}
-
-fn time(value: &Value) -> DateTime<Utc> {
-    value
-        .as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .unwrap_or_else(|| panic!("expected an RFC 3339 time, got {value}"))
-        .with_timezone(&Utc)
 }
 
 /// Equal within `1e-9` relative: rolling sums computed over different spans can differ in the

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use pricecast_shared::domain::Candle;
-use pricecast_tests::api::{Reply, TestApp};
+use pricecast_tests::api::{Reply, TestApp, digits, time};
 use pricecast_tests::db::{BitcoinPrice, TestDb};
 use pricecast_tests::pipeline::{PIPELINE_CANDLES, TrainedPipeline};
 use serde_json::{Value, json};
@@ -16,20 +16,6 @@ use serde_json::{Value, json};
 const HISTORY_LIMIT: usize = 50;
 /// Candles in the asked window: more than [`HISTORY_LIMIT`].
 const WINDOW_CANDLES: usize = 60;
-
-/// The exact digits of a JSON number.
-fn digits(value: &Value) -> String {
-    assert!(value.is_number(), "expected a number, got {value}");
-    value.to_string()
-}
-
-fn time(value: &Value) -> DateTime<Utc> {
-    value
-        .as_str()
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .unwrap_or_else(|| panic!("expected an RFC 3339 time, got {value}"))
-        .with_timezone(&Utc)
-}
 
 /// Runs `tests/python/seed_contract.py` over `replies` (case name, path, reply); panics with
 /// every failure it reports.
