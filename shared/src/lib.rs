@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod binance;
+pub mod candle_row;
 pub mod champion;
 pub mod domain;
 pub mod error;

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use bytes::{Buf, BytesMut};
 
-use crate::lake::candles::{DECIMAL_PRECISION, DECIMAL_SCALE};
+use crate::candle_row::{DECIMAL_PRECISION, DECIMAL_SCALE};
 
 /// The first bytes of every binary COPY.
 const COPY_SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
