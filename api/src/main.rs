@@ -31,7 +31,7 @@ async fn main() {
         }
     };
     if let Err(e) = pricecast_api::serve(state, cli.api.addr, shutdown).await {
-        tracing::error!(error.message = %e, "pricecast-api failed");
+        tracing::error!(error.message = %telemetry::error_chain(&e), "pricecast-api failed");
         std::process::exit(1);
     }
 }

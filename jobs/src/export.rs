@@ -23,6 +23,7 @@ use pricecast_shared::lake::{Lake, LakeArgs};
 use pricecast_shared::runner::JobSummary;
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::store::{ChangeFilter, ChangedDay, Store};
+use pricecast_shared::telemetry::error_chain;
 use pricecast_shared::{Error, Result};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -328,7 +329,7 @@ pub async fn export_series(
             (_, Ok(())) => {}
             (Ok(()), Err(e)) => return Err(e),
             (Err(_), Err(e)) => {
-                tracing::error!(error.message = %e, "could not update the manifest after a failed run");
+                tracing::error!(error.message = %error_chain(&e), "could not update the manifest after a failed run");
             }
         }
     }

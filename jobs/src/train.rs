@@ -33,6 +33,7 @@ use pricecast_shared::registry::{
 };
 use pricecast_shared::runner::JobSummary;
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
+use pricecast_shared::telemetry::error_chain;
 use pricecast_shared::{Error, Result};
 use tokio_util::sync::CancellationToken;
 
@@ -517,7 +518,7 @@ pub async fn champion_mae(
         Ok(metrics) => Ok(Some(metrics.mae)),
         Err(e) => {
             tracing::warn!(
-                model = model_name, version, error.message = %e,
+                model = model_name, version, error.message = %error_chain(&e),
                 "the champion cannot be scored on the current feature frame"
             );
             Ok(None)
@@ -638,24 +639,23 @@ pub async fn record(
 /// Each step is tried even when an earlier one fails (the registry may be going away); what
 /// fails is logged, the training error is what the job reports.
 pub async fn retire_failed_run(registry: &ModelRegistry, run: &RunId, error: &Error) {
-    let reason: String = error
-        .to_string()
+    let reason: String = error_chain(error)
         .chars()
         .take(MAX_FAILURE_TAG_CHARS)
         .collect();
     let tag = [(registry::tags::FAILURE.to_owned(), reason)];
     if let Err(e) = registry.set_tags(run, &tag).await {
-        tracing::error!(run = %run, error.message = %e, "could not tag the failed run");
+        tracing::error!(run = %run, error.message = %error_chain(&e), "could not tag the failed run");
     }
     if let Err(e) = registry.finish_run(run, RunStatus::Failed).await {
-        tracing::error!(run = %run, error.message = %e, "could not mark the run FAILED");
+        tracing::error!(run = %run, error.message = %error_chain(&e), "could not mark the run FAILED");
     }
     match registry.delete_run(run).await {
         Ok(()) => {
             tracing::warn!(run = %run, "training failed: the run is marked FAILED and deleted")
         }
         Err(e) => tracing::error!(
-            run = %run, error.message = %e,
+            run = %run, error.message = %error_chain(&e),
             "could not delete the failed run; it may be the experiment's newest run"
         ),
     }

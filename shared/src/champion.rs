@@ -167,7 +167,7 @@ impl RegisteredModel {
                 "loading {model_name} version {} ({alias}) from run {}",
                 version.version, version.run_id
             ),
-            message: e.to_string(),
+            message: crate::telemetry::error_chain(&e),
         })?;
         Self::with_model(registry, model_name, alias, version, Arc::new(model)).await
     }

@@ -13,11 +13,11 @@ pub enum Error {
     Config(String),
 
     /// The database refused or failed a query.
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[from] sqlx::Error),
 
     /// Applying the schema migrations failed.
-    #[error("could not apply database migrations: {0}")]
+    #[error("could not apply database migrations")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 
     /// A value stored in the database cannot be read back as the domain type.
@@ -96,7 +96,7 @@ pub enum Error {
     Cancelled,
 
     /// The lake (S3, MinIO, GCS, Azure or a local folder) refused or failed an operation.
-    #[error("lake {operation} failed: {source}")]
+    #[error("lake {operation} failed")]
     Lake {
         /// What was being done, with the object's location.
         operation: String,
@@ -115,11 +115,11 @@ pub enum Error {
     },
 
     /// Encoding or decoding Parquet failed.
-    #[error("Parquet error: {0}")]
+    #[error("Parquet error")]
     Parquet(#[from] parquet::errors::ParquetError),
 
     /// Building Arrow arrays failed.
-    #[error("Arrow error: {0}")]
+    #[error("Arrow error")]
     Arrow(#[from] arrow::error::ArrowError),
 
     /// A value cannot be written to the lake without changing it.
@@ -143,8 +143,20 @@ pub enum Error {
     Warehouse {
         /// What was being done, and where.
         operation: String,
-        /// The driver's diagnostics.
+        /// The driver's diagnostics, scrubbed of secrets. A string, not the ODBC error: while
+        /// connecting, the driver may echo the connection string and so the password.
         message: String,
+    },
+
+    /// A statement on an open warehouse connection failed (the connection string, and so any
+    /// secret, is no part of a statement's diagnostics).
+    #[error("warehouse {operation} failed")]
+    Odbc {
+        /// The statement (abbreviated) and the redacted target.
+        operation: String,
+        /// The driver's error.
+        #[source]
+        source: odbc_api::Error,
     },
 
     /// An existing warehouse table lacks columns the sync writes: schemas never drift silently.
@@ -199,7 +211,7 @@ pub enum Error {
     },
 
     /// Reading the bundled data or a local file failed.
-    #[error("I/O error: {0}")]
+    #[error("I/O error")]
     Io(#[from] std::io::Error),
 
     /// Building or storing feature frames failed (polars, or data that cannot make features).
@@ -211,8 +223,18 @@ pub enum Error {
         message: String,
     },
 
+    /// Polars failed while building, reading or writing feature frames.
+    #[error("features: {operation} failed")]
+    Polars {
+        /// What was being done (series and partition named).
+        operation: String,
+        /// Polars' error.
+        #[source]
+        source: polars::error::PolarsError,
+    },
+
     /// Writing a model's MLflow description or environment file as YAML failed.
-    #[error("model: writing {file} as YAML failed: {source}")]
+    #[error("model: writing {file} as YAML failed")]
     Yaml {
         /// The file (`MLmodel`, `python_env.yaml`, `conda.yaml`).
         file: &'static str,
@@ -228,6 +250,16 @@ pub enum Error {
         operation: String,
         /// Why, and what to do.
         message: String,
+    },
+
+    /// Smartcore failed to build a matrix, fit or predict.
+    #[error("model: {operation} failed")]
+    Smartcore {
+        /// What was being done (model type named).
+        operation: String,
+        /// Smartcore's error.
+        #[source]
+        source: smartcore::error::Failed,
     },
 }
 
@@ -248,5 +280,67 @@ pub(crate) fn mlflow_hint(status: u16, code: &str) -> &'static str {
             "; check that MLFLOW_TRACKING_URI points at an MLflow tracking server"
         }
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::error_chain;
+
+    fn io_cause() -> std::io::Error {
+        std::io::Error::other("connection reset by peer")
+    }
+
+    #[test]
+    fn a_variant_with_a_source_does_not_repeat_it_and_the_chain_names_each_cause_once() {
+        let lake = Error::Lake {
+            operation: "read of candles/x.parquet".to_owned(),
+            source: object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(io_cause()),
+            },
+        };
+        let polars = Error::Polars {
+            operation: "computing features (1h)".to_owned(),
+            source: polars::error::PolarsError::ColumnNotFound("close".into()),
+        };
+        let database = Error::from(sqlx::Error::Io(io_cause()));
+        let smartcore = Error::Smartcore {
+            operation: "fitting a ridge model".to_owned(),
+            source: smartcore::error::Failed::fit("the matrix is singular"),
+        };
+        for error in [lake, polars, database, smartcore] {
+            let chain = error_chain(&error);
+            let mut cause = std::error::Error::source(&error);
+            assert!(cause.is_some(), "{error:?} keeps its source");
+            while let Some(c) = cause {
+                let text = c.to_string();
+                // An upstream error may print its own source; the innermost text is what counts.
+                if c.source().is_none() {
+                    assert_eq!(chain.matches(&text).count(), 1, "{text:?} in {chain:?}");
+                }
+                assert!(!error.to_string().contains(&text), "{error} repeats {text}");
+                cause = c.source();
+            }
+            assert!(chain.starts_with(&error.to_string()), "{chain}");
+        }
+    }
+
+    #[test]
+    fn the_chain_of_a_lake_error_reads_as_before() {
+        let error = Error::Lake {
+            operation: "write of candles/x.parquet".to_owned(),
+            source: object_store::Error::NotImplemented {
+                operation: "put".to_owned(),
+                implementer: "test".to_owned(),
+            },
+        };
+        assert_eq!(error.to_string(), "lake write of candles/x.parquet failed");
+        assert!(
+            error_chain(&error).starts_with("lake write of candles/x.parquet failed: "),
+            "{}",
+            error_chain(&error)
+        );
     }
 }

@@ -44,7 +44,9 @@ pub fn init_for_tests() {
         .try_init();
 }
 
-/// Formats an error with its chain of causes, for the `error.message` log field.
+/// Formats an error with its chain of causes, for the `error.message` log field. Our errors
+/// never print their source, so each cause is added here; a cause whose text is already there
+/// (an upstream error that prints its own source) is skipped so that nothing is said twice.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();
     let mut source = error.source();

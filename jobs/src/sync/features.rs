@@ -123,9 +123,9 @@ pub fn frame_rows(
     interval: Interval,
     feature_set_hash: &str,
 ) -> Result<RowBatch> {
-    let error = |e: polars::error::PolarsError| Error::Features {
+    let error = |source: polars::error::PolarsError| Error::Polars {
         operation: format!("reading the feature frame of {symbol} {interval}"),
-        message: e.to_string(),
+        source,
     };
     let rows = frame.height();
     let repeat = |value: &str| ColumnValues::Text(vec![Some(value.to_owned()); rows]);

@@ -58,9 +58,9 @@ const MS_PER_DAY: i64 = 86_400_000;
 const EPOCH_WEEKDAY: i64 = 3;
 
 fn polars_error(operation: &str) -> impl Fn(PolarsError) -> Error + '_ {
-    move |e| Error::Features {
+    move |source| Error::Polars {
         operation: operation.to_owned(),
-        message: e.to_string(),
+        source,
     }
 }
 

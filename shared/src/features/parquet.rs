@@ -143,7 +143,10 @@ pub fn decode_candles(files: Vec<Bytes>) -> Result<DataFrame> {
         decimal_column(VOLUME, &arrays(&batches, VOLUME, operation)?, operation)?,
     ];
     let height = columns[0].len();
-    DataFrame::new(height, columns).map_err(|e| features_error(operation, e))
+    DataFrame::new(height, columns).map_err(|source| Error::Polars {
+        operation: operation.to_owned(),
+        source,
+    })
 }
 
 /// Decodes feature files (as [`encode_features`] writes them) into one frame; `None` when
@@ -201,7 +204,10 @@ pub fn decode_features(files: Vec<Bytes>) -> Result<Option<DataFrame>> {
     let height = columns.first().map_or(0, Column::len);
     DataFrame::new(height, columns)
         .map(Some)
-        .map_err(|e| features_error(operation, e))
+        .map_err(|source| Error::Polars {
+            operation: operation.to_owned(),
+            source,
+        })
 }
 
 /// Encodes a feature frame as Parquet: zstd at its default level, statistics on.

@@ -352,9 +352,9 @@ pub fn build_partitions(
     spec: &FeatureSpec,
     days: &[NaiveDate],
 ) -> Result<Vec<BuiltPartition>> {
-    let error = |e: PolarsError| Error::Features {
+    let error = |source: PolarsError| Error::Polars {
         operation: format!("computing features ({interval})"),
-        message: e.to_string(),
+        source,
     };
     let frame = feature_frame(candles.lazy(), interval, spec)
         .collect()

@@ -325,5 +325,16 @@ pub(crate) fn model_error(operation: impl Into<String>, message: impl Into<Strin
     }
 }
 
+/// Keeps smartcore's error as the source of a model error.
+pub(crate) fn smartcore_error(
+    operation: impl Into<String>,
+) -> impl Fn(smartcore::error::Failed) -> Error {
+    let operation = operation.into();
+    move |source| Error::Smartcore {
+        operation: operation.clone(),
+        source,
+    }
+}
+
 #[cfg(test)]
 mod tests;

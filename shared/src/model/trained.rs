@@ -15,7 +15,9 @@ use smartcore::linear::ridge_regression::{
 
 use super::interval::ResidualInterval;
 use super::least_squares::{centred_gram, solve_symmetric};
-use super::{Dataset, ModelKind, ModelParams, SMARTCORE_VERSION, Standardiser, model_error};
+use super::{
+    Dataset, ModelKind, ModelParams, SMARTCORE_VERSION, Standardiser, model_error, smartcore_error,
+};
 use crate::Result;
 
 /// File name of the serialised model next to the `MLmodel` file.
@@ -129,9 +131,9 @@ impl TrainedModel {
         let x = &data.x()[rows.start * p..rows.end * p];
         let returns = data.log_returns(rows.clone());
         let scaler = Standardiser::fit(x, &returns, p);
-        let failed = |e: smartcore::error::Failed| model_error(&operation, e.to_string());
+        let failed = smartcore_error(operation.as_str());
         let standardised = || -> Result<(Matrix, Vec<f64>)> {
-            let z = Matrix::new(n, p, scaler.transform(x), false).map_err(failed)?;
+            let z = Matrix::new(n, p, scaler.transform(x), false).map_err(&failed)?;
             Ok((z, returns.iter().map(|&r| scaler.target(r)).collect()))
         };
         // smartcore's penalties are on the sum of squares over rows (lasso and elastic net
@@ -145,14 +147,14 @@ impl TrainedModel {
                     .with_alpha(per_row)
                     .with_normalize(false)
                     .with_solver(RidgeRegressionSolverName::SVD);
-                FittedModel::Ridge(RidgeRegression::fit(&z, &t, ridge).map_err(failed)?)
+                FittedModel::Ridge(RidgeRegression::fit(&z, &t, ridge).map_err(&failed)?)
             }
             ModelKind::Lasso => {
                 let (z, t) = standardised()?;
                 let lasso = LassoParameters::default()
                     .with_alpha(params.alpha)
                     .with_normalize(false);
-                FittedModel::Lasso(Lasso::fit(&z, &t, lasso).map_err(failed)?)
+                FittedModel::Lasso(Lasso::fit(&z, &t, lasso).map_err(&failed)?)
             }
             ModelKind::ElasticNet => {
                 let (z, t) = standardised()?;
@@ -160,7 +162,7 @@ impl TrainedModel {
                     .with_alpha(params.alpha)
                     .with_l1_ratio(params.l1_ratio)
                     .with_normalize(false);
-                FittedModel::ElasticNet(ElasticNet::fit(&z, &t, net).map_err(failed)?)
+                FittedModel::ElasticNet(ElasticNet::fit(&z, &t, net).map_err(&failed)?)
             }
             ModelKind::RandomForest => {
                 let (z, t) = standardised()?;
@@ -170,7 +172,7 @@ impl TrainedModel {
                     .with_min_samples_leaf(params.min_samples_leaf)
                     .with_seed(params.seed);
                 FittedModel::RandomForest(
-                    RandomForestRegressor::fit(&z, &t, forest).map_err(failed)?,
+                    RandomForestRegressor::fit(&z, &t, forest).map_err(&failed)?,
                 )
             }
         };
@@ -365,10 +367,8 @@ impl TrainedModel {
             return Err(model_error(operation, "the model is not a random forest"));
         };
         let matrix = Matrix::new(rows, self.feature_names.len(), z, false)
-            .map_err(|e| model_error(operation, e.to_string()))?;
-        forest
-            .predict(&matrix)
-            .map_err(|e| model_error(operation, e.to_string()))
+            .map_err(smartcore_error(operation))?;
+        forest.predict(&matrix).map_err(smartcore_error(operation))
     }
 
     fn check_input(&self, features: &[f64], last_close: f64) -> Result<()> {

@@ -59,6 +59,7 @@ impl Warehouse {
     pub fn connect(config: &WarehouseConfig) -> Result<Self> {
         let target = config.connection_string.redacted();
         let secrets = config.connection_string.secrets();
+        // The driver's diagnostics may echo the connection string: keep only the scrubbed text.
         let failed = |operation: &str, e: odbc_api::Error| {
             let mut message = scrub(&e.to_string(), &secrets);
             if message.contains("Can't open lib") {
@@ -111,10 +112,10 @@ impl Warehouse {
             .map_err(|e| self.error(sql, e))
     }
 
-    fn error(&self, sql: &str, e: odbc_api::Error) -> Error {
-        Error::Warehouse {
+    fn error(&self, sql: &str, source: odbc_api::Error) -> Error {
+        Error::Odbc {
             operation: format!("statement `{}` on {}", abbreviate(sql), self.target),
-            message: e.to_string(),
+            source,
         }
     }
 

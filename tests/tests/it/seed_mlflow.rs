@@ -394,7 +394,10 @@ async fn the_seed_flow_predicts_the_served_forecast(variable: &str) {
         ))
         .await
         .expect("a deleted run is still read");
-    assert_eq!(failed.tags[tags::FAILURE], error.to_string());
+    assert_eq!(
+        failed.tags[tags::FAILURE],
+        pricecast_shared::telemetry::error_chain(&error)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
