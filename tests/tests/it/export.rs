@@ -388,7 +388,8 @@ async fn a_failure_mid_upload_keeps_the_previous_file_and_the_watermark() {
     let result: Result<_, Error> =
         runner::run_locked(&db.store, export::JOB, || export::run(&ctx, &plan)).await;
     let error = result.expect_err("the upload fails");
-    assert!(error.to_string().contains("injected failure"), "{error}");
+    let chain = pricecast_shared::telemetry::error_chain(&error);
+    assert!(chain.contains("injected failure"), "{chain}");
     assert!(failing.parts_seen() >= 2, "the failure came mid-upload");
 
     assert_eq!(
