@@ -15,9 +15,10 @@
 #     the binaries), registered in /etc/odbcinst.ini.
 # What a fresh machine lacks is installed first: Debian/Ubuntu packages (PostgreSQL server and
 # client, python3-venv, the PostgreSQL ODBC driver, kubectl) with apt-get, as root or through
-# sudo, and cargo-nextest with cargo install. Without either, it stops naming what to install.
-# Then: cargo fmt --check, cargo clippy -D warnings, cargo build of the binaries, and
-# cargo nextest run --workspace.
+# sudo, and cargo-nextest and cargo-deny with cargo install. Without either, it stops naming what
+# to install. Then: cargo fmt --check, cargo clippy -D warnings, cargo deny check bans licenses
+# sources (deny.toml; offline: the advisory check needs the RustSec database and is run apart,
+# see docs/TESTING.md), cargo build of the binaries, and cargo nextest run --workspace.
 #
 # Environment:
 #   CARGO_TARGET_DIR        build cache (default: $HOME/.cache/pricecast-target)
@@ -78,6 +79,12 @@ fi
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   say "cargo install cargo-nextest"
   cargo install cargo-nextest --locked || die "cannot install cargo-nextest"
+fi
+# The supply-chain gate (deny.toml). Pinned: a version that builds with the pinned toolchain.
+CARGO_DENY_VERSION=0.20.2
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  say "cargo install cargo-deny $CARGO_DENY_VERSION"
+  cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked || die "cannot install cargo-deny"
 fi
 
 cleanup_actions=()
@@ -245,6 +252,14 @@ cargo fmt --all --check
 
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "cargo deny check bans licenses sources"
+# Licenses, banned or duplicate crates, and sources (crates.io only), from Cargo.lock and the
+# local registry: no network needed. Any violation fails the run.
+cargo deny --locked check --hide-inclusion-graph --show-stats bans licenses sources \
+  || die "cargo deny found a supply-chain violation (deny.toml): see the errors above"
+echo "not checked here: security advisories, which need the RustSec advisory database from the"
+echo "network. Run 'cargo deny check advisories' where it can be fetched (docs/TESTING.md)."
 
 say "cargo build (the binaries the end-to-end tests run as child processes)"
 cargo build --workspace --bins --locked

@@ -245,6 +245,34 @@ fn compose_runs_only_shipped_binaries_with_documented_variables() {
             continue;
         }
         pricecast_services += 1;
+        // Locked down like the Kubernetes pods: not root, read-only root filesystem, writable
+        // scratch only on a tmpfs, no capabilities, no privilege gain.
+        let user = service["user"].as_str().unwrap_or_default();
+        assert!(
+            !user.is_empty() && !user.starts_with("0:") && user != "0" && user != "root",
+            "{name} runs as {user:?}, not an unprivileged user"
+        );
+        assert_eq!(
+            service["read_only"], true,
+            "{name}: root filesystem not read-only"
+        );
+        let tmpfs: Vec<&str> = service["tmpfs"]
+            .as_array()
+            .map(|paths| paths.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert!(
+            tmpfs
+                .iter()
+                .any(|path| path.split(':').next() == Some("/tmp")),
+            "{name} has no tmpfs on /tmp: {tmpfs:?}"
+        );
+        assert_eq!(service["cap_drop"][0], "ALL", "{name}");
+        assert!(
+            service["security_opt"]
+                .as_array()
+                .is_some_and(|options| options.iter().any(|o| o == "no-new-privileges:true")),
+            "{name} may gain privileges"
+        );
         let program = service["command"][0].as_str().expect("command");
         assert!(
             shipped.contains(program),
