@@ -8,14 +8,12 @@
 //! `--repair`, re-fetch them, recording what the exchange itself has no data for
 //! ([`repair_gaps`]). Re-running never duplicates a candle and updates a changed one.
 
-use std::fmt::Write as _;
-
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use indicatif::ProgressBar;
 use pricecast_shared::archive::{BulkArchive, Month};
 use pricecast_shared::binance::{BinanceClient, MAX_KLINES_PER_REQUEST};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
-use pricecast_shared::runner::JobSummary;
+use pricecast_shared::report::{CollectWork, GapCounts, ItemReport, JobReport};
 use pricecast_shared::settings::{BinanceArgs, DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::source::KlineSource;
 use pricecast_shared::store::{Gap, Store};
@@ -162,9 +160,8 @@ pub async fn execute(args: CollectArgs) -> Result<()> {
 }
 
 /// Runs the job: every configured series in turn.
-pub async fn run(ctx: &CollectContext, plan: &CollectPlan) -> Result<JobSummary> {
-    let mut rows = 0;
-    let mut detail = String::new();
+pub async fn run(ctx: &CollectContext, plan: &CollectPlan) -> Result<JobReport> {
+    let mut job_report = JobReport::default();
     for symbol in &plan.symbols {
         for &interval in &plan.intervals {
             let last = ctx.store.last_open_time(symbol, interval).await?;
@@ -177,29 +174,28 @@ pub async fn run(ctx: &CollectContext, plan: &CollectPlan) -> Result<JobSummary>
                 report.gaps = ctx.store.gaps(symbol, interval).await?;
                 log_gaps(symbol, interval, &report.gaps);
             }
-            rows += report.written as i64;
-            let _ = write!(
-                detail,
-                "{}{symbol} {interval}: {} fetched, {} written in {} requests",
-                if detail.is_empty() { "" } else { "; " },
-                report.fetched,
-                report.written,
-                report.pages
-            );
-            if report.archive_months > 0 {
-                let _ = write!(detail, " and {} archive months", report.archive_months);
-            }
-            if plan.check_gaps || plan.repair {
+            let gaps = (plan.check_gaps || plan.repair).then(|| {
                 let open = report.gaps.iter().filter(|g| !g.known_exchange_gap).count();
-                let _ = write!(
-                    detail,
-                    ", {open} gaps open, {} known exchange gaps",
-                    report.gaps.len() - open
-                );
-            }
+                GapCounts {
+                    open: open as u64,
+                    known_exchange_gaps: (report.gaps.len() - open) as u64,
+                }
+            });
+            job_report.push(ItemReport::series(
+                symbol,
+                interval,
+                CollectWork {
+                    fetched: report.fetched,
+                    written: report.written,
+                    requests: report.pages,
+                    archive_months: report.archive_months,
+                    gaps,
+                    exchange_gaps_recorded: report.exchange_gaps_recorded as u64,
+                },
+            ));
         }
     }
-    Ok(JobSummary { rows, detail })
+    Ok(job_report)
 }
 
 /// Where to start fetching, in milliseconds: `--since` (its candle included), else the candle

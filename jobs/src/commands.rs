@@ -56,10 +56,10 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         args.data_dir.display()
     );
     let data = demo::load(&args.data_dir, cancel.clone()).await?;
-    println!("Collected: {}", data.detail);
-    println!("Exported: {}", data.export_detail);
-    println!("Features: {}", data.features_detail);
-    println!("Trained: {}", data.train_detail);
+    println!("Collected: {}", demo::describe(&data.collect, "collect"));
+    println!("Exported: {}", demo::describe(&data.export, "export"));
+    println!("Features: {}", demo::describe(&data.features, "features"));
+    println!("Trained: {}", demo::describe(&data.train, "train"));
     println!(
         "Parquet lake: {} (read it with pyarrow, polars, DuckDB or Spark)",
         data.lake_dir.display()

@@ -65,15 +65,15 @@ pub struct DemoData {
     /// Open time of the newest candle loaded.
     pub newest_open_time: DateTime<Utc>,
     /// What the collect run did.
-    pub detail: String,
+    pub collect: RunOutcome,
     /// The local lake the candles were exported to.
     pub lake_dir: PathBuf,
     /// What the export run did.
-    pub export_detail: String,
+    pub export: RunOutcome,
     /// What the features run did.
-    pub features_detail: String,
+    pub features: RunOutcome,
     /// What the train run did.
-    pub train_detail: String,
+    pub train: RunOutcome,
     /// The series a model was trained for.
     pub series: Vec<(Symbol, Interval)>,
     /// The local registry in the lake, holding the champions.
@@ -139,11 +139,7 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         check_gaps: true,
         repair: true,
     };
-    let outcome = runner::run_locked(&store, collect::JOB, || collect::run(&ctx, &plan)).await?;
-    let detail = match outcome {
-        RunOutcome::Completed(summary) => summary.detail,
-        RunOutcome::Skipped => "another collect run holds the demo database".to_owned(),
-    };
+    let collected = runner::run_locked(&store, collect::JOB, || collect::run(&ctx, &plan)).await?;
 
     let lake_dir = lake_dir(data_dir);
     let lake = Lake::open(&LakeArgs::for_url(LakeUrl::Local(lake_dir.clone()))).await?;
@@ -158,14 +154,10 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         range: ExportRange::Changed,
         settle: export::WATERMARK_SETTLE,
     };
-    let outcome = runner::run_locked(&store, export::JOB, || {
+    let exported = runner::run_locked(&store, export::JOB, || {
         export::run(&export_ctx, &export_plan)
     })
     .await?;
-    let export_detail = match outcome {
-        RunOutcome::Completed(summary) => summary.detail,
-        RunOutcome::Skipped => "another export run holds the demo lake".to_owned(),
-    };
 
     let features_ctx = FeaturesContext {
         lake: export_ctx.lake.clone(),
@@ -177,11 +169,10 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         spec: FeatureSpec::default(),
         full: false,
     };
-    let outcome = runner::run_locked(&store, features::JOB, || {
+    let built = runner::run_locked(&store, features::JOB, || {
         features::run(&features_ctx, &features_plan)
     })
     .await?;
-    let features_detail = completed(outcome, "features");
 
     let registry = Arc::new(ModelRegistry::Local(LocalRegistry::new(
         export_ctx.lake.clone(),
@@ -202,17 +193,16 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         registry: RegistryArgs::local(),
         force_promote: false,
     };
-    let outcome =
+    let trained =
         runner::run_locked(&store, train::JOB, || train::run(&train_ctx, &train_plan)).await?;
-    let train_detail = completed(outcome, "train");
     Ok(DemoData {
         database_url: url,
         newest_open_time: newest,
-        detail,
+        collect: collected,
         lake_dir,
-        export_detail,
-        features_detail,
-        train_detail,
+        export: exported,
+        features: built,
+        train: trained,
         series: symbols.into_iter().map(|s| (s, BUNDLED_INTERVAL)).collect(),
         registry,
     })
@@ -231,9 +221,10 @@ pub async fn app_state(data: &DemoData, store: Store) -> AppState {
     AppState::new(store).with_models(models)
 }
 
-fn completed(outcome: RunOutcome, job: &str) -> String {
+/// What a step of the demo did, as a sentence: its report's detail, or why it did not run.
+pub fn describe(outcome: &RunOutcome, job: &str) -> String {
     match outcome {
-        RunOutcome::Completed(summary) => summary.detail,
+        RunOutcome::Completed(report) => report.detail(),
         RunOutcome::Skipped => format!("another {job} run holds the demo data"),
     }
 }

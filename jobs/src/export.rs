@@ -20,7 +20,7 @@ use pricecast_shared::lake::candles::{
 };
 use pricecast_shared::lake::manifest::{PartitionEntry, SeriesManifest};
 use pricecast_shared::lake::{Lake, LakeArgs};
-use pricecast_shared::runner::JobSummary;
+use pricecast_shared::report::{ItemReport, JobReport, LakeWork, Work};
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::store::{ChangeFilter, ChangedDay, Store};
 use pricecast_shared::telemetry::error_chain;
@@ -226,29 +226,26 @@ pub async fn execute(args: ExportArgs) -> Result<()> {
 }
 
 /// Runs the job: every configured series in turn.
-pub async fn run(ctx: &ExportContext, plan: &ExportPlan) -> Result<JobSummary> {
-    let mut rows = 0;
-    let mut detail = String::new();
+pub async fn run(ctx: &ExportContext, plan: &ExportPlan) -> Result<JobReport> {
+    let mut job_report = JobReport::default();
     for symbol in &plan.symbols {
         for &interval in &plan.intervals {
             let series = plan_series(&ctx.store, &plan.range, symbol, interval).await?;
             let report = export_series(ctx, plan, &series).await?;
-            rows += report.rows as i64;
-            let _ = write!(
-                detail,
-                "{}{symbol} {interval}: {} partitions, {} rows, {} bytes written to {}",
-                if detail.is_empty() { "" } else { "; " },
-                report.partitions,
-                report.rows,
-                report.bytes,
-                ctx.lake.url()
-            );
-            if let Some(watermark) = report.watermark {
-                let _ = write!(detail, ", watermark {}", watermark.to_rfc3339());
-            }
+            job_report.push(ItemReport::series(
+                symbol,
+                interval,
+                Work::Export(LakeWork {
+                    partitions: report.partitions as u64,
+                    rows: report.rows,
+                    bytes: report.bytes,
+                    lake: ctx.lake.url().to_string(),
+                    watermark: report.watermark,
+                }),
+            ));
         }
     }
-    Ok(JobSummary { rows, detail })
+    Ok(job_report)
 }
 
 /// Finds the days of a series to rewrite.

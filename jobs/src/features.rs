@@ -11,7 +11,6 @@
 //! being written are finished, the manifest lists exactly them, and the run stops.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use chrono::{NaiveDate, Utc};
 use pricecast_shared::domain::{Interval, Symbol};
@@ -22,7 +21,7 @@ use pricecast_shared::features::store::{
     read_candle_days,
 };
 use pricecast_shared::lake::{Lake, LakeArgs};
-use pricecast_shared::runner::JobSummary;
+use pricecast_shared::report::{ItemReport, JobReport, LakeWork, Work};
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::{Error, Result};
 use tokio_util::sync::CancellationToken;
@@ -160,25 +159,25 @@ pub async fn execute(args: FeaturesArgs) -> Result<()> {
 }
 
 /// Runs the job: every configured series in turn.
-pub async fn run(ctx: &FeaturesContext, plan: &FeaturesPlan) -> Result<JobSummary> {
-    let mut rows = 0;
-    let mut detail = String::new();
+pub async fn run(ctx: &FeaturesContext, plan: &FeaturesPlan) -> Result<JobReport> {
+    let mut job_report = JobReport::default();
     for symbol in &plan.symbols {
         for &interval in &plan.intervals {
             let report = build_series(ctx, plan, symbol, interval).await?;
-            rows += report.rows as i64;
-            let _ = write!(
-                detail,
-                "{}{symbol} {interval}: {} feature partitions, {} rows, {} bytes written to {}",
-                if detail.is_empty() { "" } else { "; " },
-                report.partitions,
-                report.rows,
-                report.bytes,
-                ctx.lake.url()
-            );
+            job_report.push(ItemReport::series(
+                symbol,
+                interval,
+                Work::Features(LakeWork {
+                    partitions: report.partitions as u64,
+                    rows: report.rows,
+                    bytes: report.bytes,
+                    lake: ctx.lake.url().to_string(),
+                    watermark: None,
+                }),
+            ));
         }
     }
-    Ok(JobSummary { rows, detail })
+    Ok(job_report)
 }
 
 /// Due days cut into chunks of consecutive days holding at most [`CHUNK_CANDLES`] candles

@@ -16,7 +16,8 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use pricecast_shared::runner::{self, JobSummary};
+use pricecast_shared::report::JobReport;
+use pricecast_shared::runner;
 use pricecast_shared::settings::{DatabaseArgs, RunArgs};
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 use pricecast_shared::telemetry::error_chain;
@@ -49,7 +50,7 @@ pub async fn run_job<F, Fut>(
 ) -> Result<()>
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<JobSummary>> + Send + 'static,
+    Fut: Future<Output = Result<JobReport>> + Send + 'static,
 {
     match &run.cron {
         None => runner::run_locked(&store, job, work).await.map(|_| ()),

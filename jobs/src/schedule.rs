@@ -239,7 +239,7 @@ async fn scheduled<F, Fut>(
 ) -> Result<()>
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<runner::JobSummary>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<pricecast_shared::report::JobReport>> + Send + 'static,
 {
     let store = store.clone();
     runner::run_on_schedule(job, schedule, cancel.clone(), move || {

@@ -24,7 +24,7 @@ use pricecast_shared::Result;
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::lake::{Lake, LakeArgs};
 use pricecast_shared::registry::{ModelRegistry, RegistryArgs};
-use pricecast_shared::runner::JobSummary;
+use pricecast_shared::report::JobReport;
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::store::Store;
 use pricecast_shared::warehouse::{WarehouseArgs, WarehouseConfig};
@@ -247,7 +247,7 @@ pub async fn execute(args: SyncArgs) -> Result<()> {
 }
 
 /// Runs the job for the candles: connects to the warehouse, then syncs every configured series.
-pub async fn run(ctx: &SyncContext, plan: &SyncPlan) -> Result<JobSummary> {
+pub async fn run(ctx: &SyncContext, plan: &SyncPlan) -> Result<JobReport> {
     run_tables(ctx, plan, &SyncTables::candles()).await
 }
 
@@ -257,7 +257,7 @@ pub async fn run_tables(
     ctx: &SyncContext,
     plan: &SyncPlan,
     tables: &SyncTables,
-) -> Result<JobSummary> {
+) -> Result<JobReport> {
     let pipeline = Pipeline::connect(ctx, plan).await?;
     let mut summary = summary::RunSummary::new(ctx.warehouse.connection_string.redacted());
     if tables.candles {

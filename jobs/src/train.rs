@@ -16,7 +16,6 @@
 //! the finest configured interval, what `/price/predict` serves when asked nothing) goes last
 //! ([`training_order`]), so that its run is the experiment's newest.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -31,7 +30,7 @@ use pricecast_shared::model::{
 use pricecast_shared::registry::{
     self, Bytes, CHAMPION, Metric, ModelRegistry, PromotionDecision, RegistryArgs, RunId, RunStatus,
 };
-use pricecast_shared::runner::JobSummary;
+use pricecast_shared::report::{ItemReport, JobReport, TrainWork};
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::telemetry::error_chain;
 use pricecast_shared::{Error, Result};
@@ -289,29 +288,30 @@ pub async fn execute(args: TrainArgs) -> Result<()> {
 }
 
 /// Runs the job: every configured series in turn, in [`training_order`].
-pub async fn run(ctx: &TrainContext, plan: &TrainPlan) -> Result<JobSummary> {
-    let mut rows = 0;
-    let mut detail = String::new();
+pub async fn run(ctx: &TrainContext, plan: &TrainPlan) -> Result<JobReport> {
+    let mut job_report = JobReport::default();
     for (symbol, interval) in training_order(&plan.symbols, &plan.intervals) {
         // Between series: those trained so far stay registered, the rest wait.
         if ctx.cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
         let report = train_series(ctx, plan, &symbol, interval).await?;
-        rows += report.rows as i64;
-        let _ = write!(
-            detail,
-            "{}{symbol} {interval}: {} v{} ({}), MAE {:.4} vs baseline {:.4}, skill {:.4}",
-            if detail.is_empty() { "" } else { "; " },
-            report.model_name,
-            report.version,
-            report.promotion.decision.as_str(),
-            report.model.mae,
-            report.baseline.mae,
-            report.skill,
-        );
+        job_report.push(ItemReport::series(
+            &symbol,
+            interval,
+            TrainWork {
+                rows: report.rows as u64,
+                run_id: report.run_id.0.clone(),
+                model_name: report.model_name,
+                version: report.version,
+                decision: report.promotion.decision.as_str().to_owned(),
+                mae: report.model.mae,
+                baseline_mae: report.baseline.mae,
+                skill: report.skill,
+            },
+        ));
     }
-    Ok(JobSummary { rows, detail })
+    Ok(job_report)
 }
 
 /// Every series of `symbols` × `intervals`, symbol by symbol, with the seed app's series

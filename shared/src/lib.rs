@@ -13,6 +13,7 @@ pub mod lake;
 pub mod model;
 pub mod registry;
 pub mod replay;
+pub mod report;
 pub mod runner;
 pub mod settings;
 pub mod source;

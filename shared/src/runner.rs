@@ -9,26 +9,28 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::report::JobReport;
 use crate::settings::CronSchedule;
 use crate::store::{JobOutcome, JobStatus, Store};
 use crate::telemetry::error_chain;
 
-/// What a job reports when it finishes its work.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct JobSummary {
-    /// Rows written.
-    pub rows: i64,
-    /// One-line description of what was done.
-    pub detail: String,
-}
-
 /// How one run ended, for the exit code.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum RunOutcome {
     /// The work ran and finished.
-    Completed(JobSummary),
+    Completed(JobReport),
     /// Another run held the lock; nothing was done.
     Skipped,
+}
+
+impl RunOutcome {
+    /// The report of a run that completed.
+    pub fn report(&self) -> Option<&JobReport> {
+        match self {
+            Self::Completed(report) => Some(report),
+            Self::Skipped => None,
+        }
+    }
 }
 
 /// A token cancelled on SIGTERM or Ctrl-C, so jobs stop between batches.
@@ -74,7 +76,7 @@ pub async fn wait_for_shutdown_signal() {
 pub async fn run_locked<F, Fut>(store: &Store, job: &str, work: F) -> Result<RunOutcome>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<JobSummary>>,
+    Fut: Future<Output = Result<JobReport>>,
 {
     let Some(lock) = store.try_lock_job(job).await? else {
         tracing::info!(job, "another run holds the lock; nothing to do");
@@ -89,10 +91,11 @@ where
     let result = work().await;
     let duration_ms = started.elapsed().as_millis() as u64;
     let outcome = match &result {
-        Ok(summary) => JobOutcome {
+        Ok(report) => JobOutcome {
             status: JobStatus::Succeeded,
-            rows: summary.rows,
-            detail: Some(summary.detail.clone()),
+            rows: report.rows(),
+            detail: Some(report.detail()),
+            report: Some(report.clone()),
             error: None,
         },
         Err(e) => JobOutcome {
@@ -103,6 +106,7 @@ where
             },
             rows: 0,
             detail: None,
+            report: None,
             error: Some(error_chain(e)),
         },
     };
@@ -111,9 +115,9 @@ where
     }
     lock.release().await;
     match result {
-        Ok(summary) => {
-            tracing::info!(job, run_id, rows = summary.rows, duration_ms, detail = %summary.detail, "job succeeded");
-            Ok(RunOutcome::Completed(summary))
+        Ok(report) => {
+            tracing::info!(job, run_id, rows = report.rows(), duration_ms, detail = %report, "job succeeded");
+            Ok(RunOutcome::Completed(report))
         }
         Err(e) => {
             tracing::error!(job, run_id, duration_ms, status = outcome.status.as_str(), error.message = %error_chain(&e), "job failed");

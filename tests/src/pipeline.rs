@@ -18,7 +18,7 @@ use pricecast_shared::features::FeatureSpec;
 use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
 use pricecast_shared::model::ModelParams;
 use pricecast_shared::registry::{CHAMPION, LocalRegistry, ModelRegistry, RegistryArgs};
-use pricecast_shared::runner::JobSummary;
+use pricecast_shared::report::JobReport;
 use pricecast_shared::store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -87,7 +87,7 @@ impl TrainedPipeline {
 
     /// Trains a new version of the series' model (the default model type and price
     /// features); it becomes champion when better, or always with `force_promote`.
-    pub async fn train(&self, force_promote: bool) -> JobSummary {
+    pub async fn train(&self, force_promote: bool) -> JobReport {
         let ctx = TrainContext {
             lake: self.lake.clone(),
             registry: self.registry.clone(),

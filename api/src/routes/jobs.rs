@@ -45,8 +45,12 @@ pub struct JobRunBody {
     pub status: String,
     /// Rows written.
     pub rows: i64,
-    /// Summary of what was done.
+    /// Summary of what was done, one sentence per item of the report.
     pub detail: Option<String>,
+    /// What a finished run did, item by item: `{"items": [{"series": {"symbol", "interval"} |
+    /// null, "work": {"<kind>": {…counts}}}]}`, kinds `collect`, `export`, `features`, `train`,
+    /// `sync_series`, `sync_model_runs` (see docs/JOBS.md).
+    pub report: Option<serde_json::Value>,
     /// Error message of a failed run.
     pub error: Option<String>,
 }
@@ -61,6 +65,7 @@ impl From<JobRun> for JobRunBody {
             status: run.status.as_str().to_owned(),
             rows: run.rows,
             detail: run.detail,
+            report: run.report,
             error: run.error,
         }
     }

@@ -22,6 +22,7 @@ use super::pipeline::{
     ChangeRequest, ChangedRows, Pipeline, SeriesWatermark, SyncSource, SyncTable,
 };
 use super::summary::RunSummary;
+use pricecast_shared::report::SyncedRows;
 
 /// Watermark of the candles pushed to the warehouse (their newest `ingested_at`).
 pub const CANDLES_WATERMARK: &str = "sync:candles";
@@ -141,11 +142,11 @@ pub async fn sync_candles(pipeline: &Pipeline<'_>, summary: &mut RunSummary) -> 
             }
             SyncMode::CopyInto => copy_into_series(pipeline, &spec, symbol, interval).await?,
         };
-        let merged = match plan.mode {
-            SyncMode::Push => "rows merged",
-            SyncMode::CopyInto => "lake files copied",
+        let unit = match plan.mode {
+            SyncMode::Push => SyncedRows::Candles,
+            SyncMode::CopyInto => SyncedRows::LakeFiles,
         };
-        summary.add_series((symbol, interval), &report, merged, &spec.name, "watermark");
+        summary.add_series((symbol, interval), &report, unit, &spec.name);
     }
     Ok(())
 }

@@ -35,6 +35,7 @@ use super::pipeline::{
     blocking_task,
 };
 use super::summary::RunSummary;
+use pricecast_shared::report::SyncedRows;
 
 /// Prefix of the watermark job of each feature definition: `sync:features:<hash>`.
 pub const FEATURES_WATERMARK: &str = "sync:features";
@@ -178,9 +179,8 @@ pub async fn sync_features(
         summary.add_series(
             (symbol, interval),
             &report,
-            "feature rows merged",
+            SyncedRows::FeatureRows,
             FEATURES_TABLE_NAME,
-            "newest feature row",
         );
     }
     Ok(())

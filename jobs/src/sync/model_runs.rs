@@ -27,6 +27,7 @@ use pricecast_shared::{Error, Result};
 
 use super::pipeline::{ChangeRequest, ChangedRows, Pipeline, SyncSource, SyncTable};
 use super::summary::RunSummary;
+use pricecast_shared::report::SyncModelRunsWork;
 
 /// Runs staged at once: the JSON columns size the transfer buffers (rows × longest value).
 pub const RUNS_PER_BATCH: usize = 16;
@@ -108,24 +109,19 @@ pub async fn sync_model_runs(
     summary: &mut RunSummary,
 ) -> Result<()> {
     let report = push_model_runs(pipeline, source).await?;
-    let mut part = format!("model runs of experiment {}: ", source.experiment);
-    if report.experiment_found {
-        part.push_str(&format!(
-            "{} runs into {MODEL_RUNS_TABLE} and {} metrics into {MODEL_METRICS_TABLE} on {}",
-            report.runs,
-            report.metrics,
-            summary.target()
-        ));
-        if let Some(end) = report
+    let work = SyncModelRunsWork {
+        experiment: source.experiment.to_string(),
+        experiment_found: report.experiment_found,
+        runs_table: MODEL_RUNS_TABLE.to_owned(),
+        metrics_table: MODEL_METRICS_TABLE.to_owned(),
+        target: summary.target().to_owned(),
+        runs: report.runs,
+        metrics: report.metrics,
+        newest_end: report
             .newest_end_ms
-            .and_then(DateTime::<Utc>::from_timestamp_millis)
-        {
-            part.push_str(&format!(", newest end time {}", end.to_rfc3339()));
-        }
-    } else {
-        part.push_str("no such experiment yet");
-    }
-    summary.add(report.runs + report.metrics, part);
+            .and_then(DateTime::<Utc>::from_timestamp_millis),
+    };
+    summary.add_model_runs(work);
     Ok(())
 }
 

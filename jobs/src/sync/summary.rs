@@ -1,18 +1,17 @@
-//! What a sync run records in `job_runs`: the rows merged, and one part of the detail per table
-//! or series, separated by `; `.
-
-use std::fmt::Write as _;
+//! What a sync run records in `job_runs`: one report item per series of each table, and one for
+//! the model runs.
 
 use pricecast_shared::domain::{Interval, Symbol};
-use pricecast_shared::runner::JobSummary;
+use pricecast_shared::report::{
+    ItemReport, JobReport, SyncModelRunsWork, SyncSeriesWork, SyncedRows, Work,
+};
 
 use super::SeriesReport;
 
-/// The summary of one run, built table by table.
+/// The report of one run, built table by table.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
-    rows: i64,
-    parts: Vec<String>,
+    report: JobReport,
     target: String,
 }
 
@@ -21,8 +20,7 @@ impl RunSummary {
     /// connection string).
     pub fn new(target: String) -> Self {
         Self {
-            rows: 0,
-            parts: Vec::new(),
+            report: JobReport::default(),
             target,
         }
     }
@@ -32,39 +30,38 @@ impl RunSummary {
         &self.target
     }
 
-    /// Counts `rows` and adds a part to the detail.
-    pub fn add(&mut self, rows: u64, part: String) {
-        self.rows += rows as i64;
-        self.parts.push(part);
+    /// Adds the model runs of one experiment.
+    pub fn add_model_runs(&mut self, work: SyncModelRunsWork) {
+        self.report.push(ItemReport {
+            series: None,
+            work: Work::SyncModelRuns(work),
+        });
     }
 
-    /// Adds one series, as in `BTCUSDT 1h: 10 rows merged into candles on <target>, watermark
-    /// <time>`: `merged` says what its rows are, `position` what its watermark is.
+    /// Adds one series of `table`, whose rows are `unit`.
     pub fn add_series(
         &mut self,
         (symbol, interval): (&Symbol, Interval),
         report: &SeriesReport,
-        merged: &str,
+        unit: SyncedRows,
         table: &str,
-        position: &str,
     ) {
-        let mut part = format!(
-            "{symbol} {interval}: {} {merged} into {table} on {}",
-            report.rows, self.target
-        );
-        if let Some(watermark) = report.watermark {
-            // Writing to a String cannot fail.
-            let _ = write!(part, ", {position} {}", watermark.to_rfc3339());
-        }
-        self.add(report.rows, part);
+        self.report.push(ItemReport::series(
+            symbol,
+            interval,
+            SyncSeriesWork {
+                table: table.to_owned(),
+                target: self.target.clone(),
+                unit,
+                rows: report.rows,
+                watermark: report.watermark,
+            },
+        ));
     }
 
-    /// The job's summary.
-    pub fn finish(self) -> JobSummary {
-        JobSummary {
-            rows: self.rows,
-            detail: self.parts.join("; "),
-        }
+    /// The job's report.
+    pub fn finish(self) -> JobReport {
+        self.report
     }
 }
 
@@ -73,7 +70,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parts_are_joined_and_rows_counted() {
+    fn items_keep_their_table_unit_and_target() {
         let mut summary = RunSummary::new("Driver=x;Pwd=***".into());
         let btc = "BTCUSDT".parse().expect("symbol");
         let report = SeriesReport {
@@ -84,17 +81,27 @@ mod tests {
         summary.add_series(
             (&btc, Interval::H1),
             &report,
-            "rows merged",
+            SyncedRows::Candles,
             "candles",
-            "watermark",
         );
-        summary.add(2, format!("model runs on {}", summary.target()));
+        summary.add_series(
+            (&btc, Interval::H1),
+            &report,
+            SyncedRows::FeatureRows,
+            "features",
+        );
         let done = summary.finish();
-        assert_eq!(done.rows, 5);
+        assert_eq!(done.rows(), 6);
         assert_eq!(
-            done.detail,
+            done.detail(),
             "BTCUSDT 1h: 3 rows merged into candles on Driver=x;Pwd=***, watermark \
-             2025-04-28T14:00:00+00:00; model runs on Driver=x;Pwd=***"
+             2025-04-28T14:00:00+00:00; BTCUSDT 1h: 3 feature rows merged into features on \
+             Driver=x;Pwd=***, newest feature row 2025-04-28T14:00:00+00:00"
         );
+        let Work::SyncSeries(work) = &done.items[1].work else {
+            panic!("a series item, got {:?}", done.items[1].work);
+        };
+        assert_eq!(work.unit, SyncedRows::FeatureRows);
+        assert_eq!(work.target, "Driver=x;Pwd=***");
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::Store;
 use super::columns::{PgTime, SqliteTime, StoredTime};
 use crate::error::{Error, Result};
+use crate::report::JobReport;
 
 /// Outcome of a job run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -67,8 +68,10 @@ pub struct JobRun {
     pub status: JobStatus,
     /// Rows written.
     pub rows: i64,
-    /// Free-form summary.
+    /// One-line summary, derived from the report.
     pub detail: Option<String>,
+    /// What the run did, item by item ([`JobReport`] as JSON), when it succeeded.
+    pub report: Option<serde_json::Value>,
     /// Error message, when failed.
     pub error: Option<String>,
 }
@@ -80,8 +83,10 @@ pub struct JobOutcome {
     pub status: JobStatus,
     /// Rows written.
     pub rows: i64,
-    /// Free-form summary.
+    /// One-line summary.
     pub detail: Option<String>,
+    /// What the run did, item by item.
+    pub report: Option<JobReport>,
     /// Error message.
     pub error: Option<String>,
 }
@@ -96,6 +101,7 @@ struct JobRunRow<T> {
     status: String,
     rows: i64,
     detail: Option<String>,
+    report: Option<String>,
     error: Option<String>,
 }
 
@@ -111,6 +117,14 @@ impl<T: StoredTime> TryFrom<JobRunRow<T>> for JobRun {
             status: row.status.parse()?,
             rows: row.rows,
             detail: row.detail,
+            report: row
+                .report
+                .map(|json| {
+                    serde_json::from_str(&json).map_err(|e| {
+                        Error::CorruptRow(format!("job run {}: report is not JSON: {e}", row.id))
+                    })
+                })
+                .transpose()?,
             error: row.error,
         })
     }
@@ -151,24 +165,33 @@ impl Store {
     /// Records how a job run ended.
     #[tracing::instrument(skip_all)]
     pub async fn finish_job_run(&self, id: i64, outcome: &JobOutcome) -> Result<()> {
+        let report = outcome
+            .report
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| {
+                Error::CorruptRow(format!("job run {id}: cannot write its report: {e}"))
+            })?;
         match self {
             Self::Postgres(pg) => {
                 sqlx::query(
                     "UPDATE job_runs SET finished_at = now(), status = $2, rows = $3, detail = $4, \
-                     error = $5 WHERE id = $1",
+                     error = $5, report = $6::jsonb WHERE id = $1",
                 )
                 .bind(id)
                 .bind(outcome.status.as_str())
                 .bind(outcome.rows)
                 .bind(&outcome.detail)
                 .bind(&outcome.error)
+                .bind(&report)
                 .execute(pg.pool())
                 .await?;
             }
             Self::Sqlite(lite) => {
                 sqlx::query(
                     "UPDATE job_runs SET finished_at = ?2, status = ?3, rows = ?4, detail = ?5, \
-                     error = ?6 WHERE id = ?1",
+                     error = ?6, report = ?7 WHERE id = ?1",
                 )
                 .bind(id)
                 .bind(Utc::now().timestamp_millis())
@@ -176,6 +199,7 @@ impl Store {
                 .bind(outcome.rows)
                 .bind(&outcome.detail)
                 .bind(&outcome.error)
+                .bind(&report)
                 .execute(lite.pool())
                 .await?;
             }
@@ -192,6 +216,7 @@ impl Store {
                 status: JobStatus::Skipped,
                 rows: 0,
                 detail: Some(detail.to_owned()),
+                report: None,
                 error: None,
             },
         )
@@ -204,7 +229,8 @@ impl Store {
         match self {
             Self::Postgres(pg) => job_runs_from(
                 sqlx::query_as::<_, JobRunRow<PgTime>>(
-                    "SELECT id, job, started_at, finished_at, status, rows, detail, error \
+                    "SELECT id, job, started_at, finished_at, status, rows, detail, \
+                     report::text AS report, error \
                      FROM job_runs WHERE ($1::text IS NULL OR job = $1) \
                      ORDER BY started_at DESC, id DESC LIMIT $2",
                 )
@@ -215,7 +241,7 @@ impl Store {
             ),
             Self::Sqlite(lite) => job_runs_from(
                 sqlx::query_as::<_, JobRunRow<SqliteTime>>(
-                    "SELECT id, job, started_at, finished_at, status, rows, detail, error \
+                    "SELECT id, job, started_at, finished_at, status, rows, detail, report, error \
                      FROM job_runs WHERE (?1 IS NULL OR job = ?1) \
                      ORDER BY started_at DESC, id DESC LIMIT ?2",
                 )
@@ -234,14 +260,14 @@ impl Store {
             Self::Postgres(pg) => job_runs_from(
                 sqlx::query_as::<_, JobRunRow<PgTime>>(
                     "SELECT DISTINCT ON (job) id, job, started_at, finished_at, status, rows, \
-                     detail, error FROM job_runs ORDER BY job, started_at DESC, id DESC",
+                     detail, report::text AS report, error FROM job_runs ORDER BY job, started_at DESC, id DESC",
                 )
                 .fetch_all(pg.pool())
                 .await?,
             ),
             Self::Sqlite(lite) => job_runs_from(
                 sqlx::query_as::<_, JobRunRow<SqliteTime>>(
-                    "SELECT id, job, started_at, finished_at, status, rows, detail, error \
+                    "SELECT id, job, started_at, finished_at, status, rows, detail, report, error \
                      FROM job_runs r WHERE id = (SELECT id FROM job_runs l WHERE l.job = r.job \
                      ORDER BY started_at DESC, id DESC LIMIT 1) ORDER BY job",
                 )

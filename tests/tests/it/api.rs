@@ -638,6 +638,7 @@ async fn jobs_lists_recorded_runs_in_process() {
                 status: JobStatus::Succeeded,
                 rows: 24,
                 detail: Some("24 candles".into()),
+                report: None,
                 error: None,
             },
         )

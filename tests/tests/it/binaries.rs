@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use pricecast_shared::domain::Interval;
+use pricecast_shared::report::{JobReport, Work};
 use pricecast_shared::store::JobStatus;
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::{FakeBinance, Fault};
@@ -119,6 +121,31 @@ async fn collect_binary_backfills_past_months_from_binance_archive_url() {
     let detail = runs[0].detail.clone().unwrap_or_default();
     assert!(detail.contains("and 3 archive months"), "{detail}");
     assert_eq!(fake.archive_downloads()[0], "BTCUSDT-1h-2025-02.zip");
+
+    // The typed report the process stored, read back as the job returned it.
+    let stored = runs[0].report.clone().expect("a stored report");
+    let report: JobReport = serde_json::from_value(stored).expect("a typed report");
+    let work = report
+        .work("BTCUSDT", Interval::H1)
+        .and_then(Work::as_collect)
+        .expect("BTCUSDT 1h collected");
+    assert_eq!(work.archive_months, 3);
+    assert_eq!(work.written as i64, runs[0].rows);
+    assert_eq!(report.rows(), runs[0].rows);
+    assert_eq!(
+        report.detail(),
+        detail,
+        "the detail is the report's sentence"
+    );
+    // PostgreSQL keeps it as JSONB, so SQL can query it.
+    let (months,): (Option<String>,) = sqlx::query_as(
+        "SELECT report #>> '{items,0,work,collect,archive_months}' FROM job_runs WHERE id = $1",
+    )
+    .bind(runs[0].id)
+    .fetch_one(db.pg_pool())
+    .await
+    .expect("query the report");
+    assert_eq!(months.as_deref(), Some("3"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use pricecast_shared::Error;
 use pricecast_shared::archive::{BulkArchive, Month};
 use pricecast_shared::binance::{BinanceClient, BinanceConfig, RetryPolicy};
 use pricecast_shared::domain::{Interval, Symbol};
+use pricecast_shared::report::{GapCounts, JobReport, Work};
 use pricecast_shared::runner::{self, RunOutcome};
 use pricecast_shared::source::KlineSource;
 use pricecast_shared::store::{CandleQuery, JobStatus, Store};
@@ -72,7 +73,7 @@ async fn backfill_stores_every_bundled_candle_exactly_and_reruns_change_nothing(
             .await
             .expect("backfill");
         assert_eq!(
-            summary.rows,
+            summary.rows(),
             BUNDLED_CANDLES as i64,
             "{}",
             db.store.backend()
@@ -101,7 +102,7 @@ async fn backfill_stores_every_bundled_candle_exactly_and_reruns_change_nothing(
         let again = collect::run(&ctx, &plan(Interval::H1, Some(bundled_start())))
             .await
             .expect("re-run");
-        assert_eq!(again.rows, 0);
+        assert_eq!(again.rows(), 0);
         assert_eq!(db.btc_candles(Interval::H1).await.len(), BUNDLED_CANDLES);
     }
 }
@@ -130,7 +131,7 @@ async fn a_changed_candle_is_updated_not_duplicated() {
     let summary = collect::run(&ctx, &plan(Interval::H1, Some(since)))
         .await
         .expect("second run");
-    assert_eq!(summary.rows, 1);
+    assert_eq!(summary.rows(), 1);
     assert_eq!(db.btc_candles(Interval::H1).await.len(), before);
     let stored = db
         .store
@@ -157,7 +158,7 @@ async fn runs_are_incremental_from_the_newest_stored_candle() {
     let summary = collect::run(&ctx, &plan(Interval::H1, None))
         .await
         .expect("incremental run");
-    assert_eq!(summary.rows, 0);
+    assert_eq!(summary.rows(), 0);
     let requests = fake.requests();
     let newest = loaded.last().expect("loaded").open_time.timestamp_millis();
     assert_eq!(requests[0].start_time, Some(newest + 3_600_000));
@@ -340,12 +341,18 @@ async fn gaps_are_listed_repaired_and_exchange_gaps_remembered() {
             ..plan(Interval::H1, None)
         };
         let summary = collect::run(&ctx, &repair).await.expect("repair");
-        assert!(
-            summary
-                .detail
-                .contains("0 gaps open, 1 known exchange gaps"),
+        let repaired = summary
+            .work("BTCUSDT", Interval::H1)
+            .and_then(Work::as_collect)
+            .expect("BTCUSDT 1h collected");
+        assert_eq!(
+            repaired.gaps,
+            Some(GapCounts {
+                open: 0,
+                known_exchange_gaps: 1
+            }),
             "{}",
-            summary.detail
+            summary.detail()
         );
         let gaps = db.store.gaps(&btc(), Interval::H1).await.expect("gaps");
         assert_eq!(gaps.len(), 1);
@@ -402,7 +409,7 @@ async fn a_second_concurrent_run_skips_and_says_so() {
         assert_eq!(runs[0].status, JobStatus::Skipped);
         held.release().await;
         let outcome = runner::run_locked(&db.store, collect::JOB, || async {
-            Ok(runner::JobSummary::default())
+            Ok(JobReport::default())
         })
         .await
         .expect("runs once the lock is free");
@@ -506,11 +513,21 @@ async fn a_backfill_takes_whole_months_from_the_archive_and_the_rest_from_rest()
         )
         .await
         .expect("backfill");
-        assert_eq!(summary.rows, served.len() as i64, "{}", db.store.backend());
-        assert!(
-            summary.detail.contains("and 5 archive months"),
+        assert_eq!(
+            summary.rows(),
+            served.len() as i64,
             "{}",
-            summary.detail
+            db.store.backend()
+        );
+        let backfilled = summary
+            .work("BTCUSDT", Interval::H1)
+            .and_then(Work::as_collect)
+            .expect("BTCUSDT 1h collected");
+        assert_eq!(backfilled.archive_months, 5, "{}", summary.detail());
+        assert!(
+            summary.detail().contains("and 5 archive months"),
+            "the detail says it too: {}",
+            summary.detail()
         );
 
         // Exactly what REST alone would have stored, decimals and all; only the source differs.

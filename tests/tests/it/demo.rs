@@ -3,6 +3,9 @@
 
 use chrono::Utc;
 use pricecast_jobs::demo;
+use pricecast_shared::domain::Interval;
+use pricecast_shared::report::{GapCounts, JobReport, Work};
+use pricecast_shared::runner::RunOutcome;
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 use pricecast_tests::api::{Reply, TestApp};
 use tokio_util::sync::CancellationToken;
@@ -13,24 +16,41 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
     let data = demo::load(dir.path(), CancellationToken::new())
         .await
         .expect("demo load");
-    assert!(
-        data.detail
-            .contains("BTCUSDT 1h: 26279 fetched, 26279 written"),
-        "{}",
-        data.detail
+    let collected = completed(&data.collect, "collect");
+    let btc = collected
+        .work("BTCUSDT", Interval::H1)
+        .and_then(Work::as_collect)
+        .unwrap_or_else(|| panic!("BTCUSDT 1h collected: {collected:?}"));
+    assert_eq!((btc.fetched, btc.written), (26_279, 26_279));
+    assert_eq!(
+        btc.gaps,
+        Some(GapCounts {
+            open: 0,
+            known_exchange_gaps: 1
+        })
+    );
+    let eth = collected
+        .work("ETHUSDT", Interval::H1)
+        .and_then(Work::as_collect)
+        .expect("ETHUSDT 1h collected");
+    assert_eq!(
+        eth.written, eth.fetched,
+        "a first load writes all it fetches"
     );
     assert!(
-        data.detail.contains("0 gaps open, 1 known exchange gaps"),
-        "{}",
-        data.detail
+        collected
+            .detail()
+            .contains("BTCUSDT 1h: 26279 fetched, 26279 written"),
+        "the detail is derived from the report: {}",
+        collected.detail()
     );
 
-    assert!(
-        data.export_detail
-            .contains("BTCUSDT 1h: 1096 partitions, 26279 rows"),
-        "{}",
-        data.export_detail
-    );
+    let exported = completed(&data.export, "export");
+    let btc_export = exported
+        .work("BTCUSDT", Interval::H1)
+        .and_then(Work::as_lake)
+        .expect("BTCUSDT 1h exported");
+    assert_eq!((btc_export.partitions, btc_export.rows), (1096, 26_279));
     for symbol in ["BTCUSDT", "ETHUSDT"] {
         let series = data
             .lake_dir
@@ -49,29 +69,40 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
         assert_eq!(files, partitions.len(), "{symbol}: one file per listed day");
     }
 
-    assert!(
-        data.features_detail
-            .contains("BTCUSDT 1h: 1096 feature partitions"),
-        "{}",
-        data.features_detail
-    );
-    assert!(
-        data.train_detail
-            .contains("pricecast-BTCUSDT-1h v1 (first_champion)"),
-        "{}",
-        data.train_detail
+    let built = completed(&data.features, "features");
+    let btc_features = built
+        .work("BTCUSDT", Interval::H1)
+        .and_then(Work::as_lake)
+        .expect("BTCUSDT 1h features");
+    assert_eq!(btc_features.partitions, 1096);
+    assert!(matches!(
+        built.work("BTCUSDT", Interval::H1),
+        Some(Work::Features(_))
+    ));
+    let trained = completed(&data.train, "train");
+    let btc_model = trained
+        .work("BTCUSDT", Interval::H1)
+        .and_then(Work::as_train)
+        .expect("BTCUSDT 1h trained");
+    assert_eq!(
+        (
+            btc_model.model_name.as_str(),
+            btc_model.version,
+            btc_model.decision.as_str()
+        ),
+        ("pricecast-BTCUSDT-1h", 1, "first_champion")
     );
 
     let again = demo::load(dir.path(), CancellationToken::new())
         .await
         .expect("second demo load");
-    assert!(
-        again
-            .detail
-            .contains("BTCUSDT 1h: 26279 fetched, 0 written"),
-        "{}",
-        again.detail
-    );
+    let recollected = completed(&again.collect, "collect");
+    let btc_again = recollected
+        .work("BTCUSDT", Interval::H1)
+        .and_then(Work::as_collect)
+        .expect("BTCUSDT 1h collected again");
+    assert_eq!((btc_again.fetched, btc_again.written), (26_279, 0));
+    assert_eq!(recollected.rows(), 0);
 
     let store = Store::connect(
         &data.database_url,
@@ -155,4 +186,11 @@ async fn demo_loads_the_history_and_every_printed_example_returns_data() {
     app.shutdown.cancel();
     let server = app.server.take().expect("server");
     server.wait().await.expect("server stops");
+}
+
+/// The report of a demo step that ran.
+fn completed<'a>(outcome: &'a RunOutcome, job: &str) -> &'a JobReport {
+    outcome
+        .report()
+        .unwrap_or_else(|| panic!("the demo's {job} step ran"))
 }

@@ -11,7 +11,8 @@ use pricecast_jobs::export::{self, ExportContext, ExportPlan, ExportRange};
 use pricecast_shared::Error;
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::lake::{Lake, LakeUrl};
-use pricecast_shared::runner::{self, JobSummary};
+use pricecast_shared::report::{JobReport, Work};
+use pricecast_shared::runner;
 use pricecast_shared::store::{JobStatus, Store};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::synthetic_series;
@@ -157,7 +158,7 @@ async fn export_to_s3_is_exact_and_readable_by_pyarrow_and_polars() {
     let summary = export::run(&ctx, &plan(Interval::H1, ExportRange::Changed))
         .await
         .expect("export");
-    assert_eq!(summary.rows, 60, "{}", summary.detail);
+    assert_eq!(summary.rows(), 60, "{}", summary.detail());
 
     let candles = db.btc_candles(Interval::H1).await;
     let read = s3.read_back();
@@ -225,7 +226,7 @@ async fn postgres_numerics_reach_the_lake_exactly_and_inexact_ones_stop_the_expo
     let summary = export::run(&ctx, &plan(Interval::H1, ExportRange::Changed))
         .await
         .expect("export");
-    assert_eq!(summary.rows, 3, "{}", summary.detail);
+    assert_eq!(summary.rows(), 3, "{}", summary.detail());
     assert_lake_matches(&s3.read_back(), &db.btc_candles(Interval::H1).await);
 
     insert_raw(
@@ -293,7 +294,7 @@ async fn rerun_is_idempotent_and_a_changed_day_rewrites_only_that_day() {
     let again = export::run(&ctx, &plan(Interval::H1, ExportRange::Changed))
         .await
         .expect("second export");
-    assert_eq!(again.rows, 0, "{}", again.detail);
+    assert_eq!(again.rows(), 0, "{}", again.detail());
     // --full rewrites every day with identical content.
     export::run(&ctx, &plan(Interval::H1, ExportRange::Full))
         .await
@@ -315,11 +316,11 @@ async fn rerun_is_idempotent_and_a_changed_day_rewrites_only_that_day() {
         .await
         .expect("incremental export");
     let day = middle.open_time.format("%Y-%m-%d").to_string();
-    assert!(
-        changed.detail.contains("BTCUSDT 1h: 1 partitions"),
-        "{}",
-        changed.detail
-    );
+    let rewritten = changed
+        .work("BTCUSDT", Interval::H1)
+        .and_then(Work::as_lake)
+        .expect("BTCUSDT 1h exported");
+    assert_eq!(rewritten.partitions, 1, "{}", changed.detail());
     let after = etags(&lake, "candles").await;
     for (path, tag) in full.iter().filter(|(p, _)| p.ends_with(".parquet")) {
         if path.contains(&format!("date={day}")) {
@@ -414,14 +415,14 @@ async fn a_failure_mid_upload_keeps_the_previous_file_and_the_watermark() {
     assert_eq!(runs[0].status, JobStatus::Failed);
 
     // The next healthy run exports the correction.
-    let summary: JobSummary = export::run(&context(&db.store, lake.clone()), &plan)
+    let summary: JobReport = export::run(&context(&db.store, lake.clone()), &plan)
         .await
         .expect("recovery");
     let rows_that_day = series
         .iter()
         .filter(|c| c.open_time.date_naive() == day)
         .count();
-    assert_eq!(summary.rows, rows_that_day as i64, "{}", summary.detail);
+    assert_eq!(summary.rows(), rows_that_day as i64, "{}", summary.detail());
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use pricecast_shared::features::{
 };
 use pricecast_shared::lake::Lake;
 use pricecast_shared::replay::bundled_candles;
+use pricecast_shared::report::{JobReport, Work};
 use pricecast_shared::store::{JobStatus, Store};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::lake::{TestS3, etags};
@@ -128,7 +129,7 @@ async fn features_from_exported_candles_are_exact_gap_aware_and_incremental() {
         total, read["expected_rows"],
         "rows with 49 candles of history"
     );
-    assert_eq!(summary.rows, total as i64, "{}", summary.detail);
+    assert_eq!(summary.rows(), total as i64, "{}", summary.detail());
 
     let spec = FeatureSpec::all(vec![1]);
     let mut columns = vec!["open_time".to_owned(), "close".to_owned()];
@@ -217,7 +218,7 @@ async fn features_from_exported_candles_are_exact_gap_aware_and_incremental() {
     let again = features::run(&context(&lake), &plan())
         .await
         .expect("re-run");
-    assert_eq!(again.rows, 0, "{}", again.detail);
+    assert_eq!(again.rows(), 0, "{}", again.detail());
     assert_eq!(etags(&lake, "features").await, before);
 
     // A new candle on the 28th: that day is built, and the 27th gets its last target.
@@ -227,10 +228,11 @@ async fn features_from_exported_candles_are_exact_gap_aware_and_incremental() {
     let incremental = features::run(&context(&lake), &plan())
         .await
         .expect("incremental");
-    assert!(
-        incremental.detail.contains("2 feature partitions"),
+    assert_eq!(
+        feature_partitions(&incremental),
+        2,
         "{}",
-        incremental.detail
+        incremental.detail()
     );
     let after = etags(&lake, "features").await;
     for (object, tag) in before.iter().filter(|(p, _)| p.ends_with(".parquet")) {
@@ -247,11 +249,7 @@ async fn features_from_exported_candles_are_exact_gap_aware_and_incremental() {
     let mut two = plan();
     two.spec = FeatureSpec::all(vec![1, 2]);
     let rebuilt = features::run(&context(&lake), &two).await.expect("rebuild");
-    assert!(
-        rebuilt.detail.contains("9 feature partitions"),
-        "{}",
-        rebuilt.detail
-    );
+    assert_eq!(feature_partitions(&rebuilt), 9, "{}", rebuilt.detail());
 }
 
 #[tokio::test]
@@ -313,4 +311,12 @@ async fn the_binary_needs_exported_candles_and_builds_features_in_a_folder() {
     // 72 consecutive candles: the last 23 have 49 before them.
     assert_eq!(frame.height(), 23);
     assert_eq!(frame.width(), 2 + 24 + 2);
+}
+
+/// Feature day files a run wrote for BTCUSDT 1h.
+fn feature_partitions(report: &JobReport) -> u64 {
+    match report.work("BTCUSDT", Interval::H1) {
+        Some(Work::Features(work)) => work.partitions,
+        other => panic!("BTCUSDT 1h features, got {other:?}"),
+    }
 }

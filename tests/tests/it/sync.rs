@@ -16,6 +16,7 @@ use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
 use pricecast_shared::registry::{
     Metric, MlflowRegistry, ModelRegistry, RegistryArgs, RunId, RunStatus, tags,
 };
+use pricecast_shared::report::SyncedRows;
 use pricecast_shared::runner;
 use pricecast_shared::store::{CandleQuery, JobStatus, Store};
 use pricecast_shared::warehouse::WarehouseConfig;
@@ -131,8 +132,18 @@ async fn first_sync_copies_everything_and_second_sync_nothing() {
         db.load_bundled("BTCUSDT", 1500).await;
         let ctx = context(&db.store, wh.config(400));
         let first = sync::run(&ctx, &plan()).await.expect("first sync");
-        assert_eq!(first.rows, 1500, "{}", first.detail);
-        assert!(first.detail.contains("Pwd=***"), "{}", first.detail);
+        assert_eq!(first.rows(), 1500, "{}", first.detail());
+        let candles = first
+            .synced("candles", "BTCUSDT", Interval::H1)
+            .expect("BTCUSDT 1h synced");
+        assert_eq!(
+            (candles.rows, candles.unit),
+            (1500, SyncedRows::Candles),
+            "{}",
+            first.detail()
+        );
+        assert!(candles.target.contains("Pwd=***"), "{}", candles.target);
+        assert!(first.detail().contains("Pwd=***"), "{}", first.detail());
         assert_eq!(
             warehouse_rows(&wh, "candles").await,
             expected_rows(&stored(&db.store).await),
@@ -141,7 +152,7 @@ async fn first_sync_copies_everything_and_second_sync_nothing() {
         );
         assert_eq!(count(&wh, "candles_staging").await, 0);
         let second = sync::run(&ctx, &plan()).await.expect("second sync");
-        assert_eq!(second.rows, 0, "{}", second.detail);
+        assert_eq!(second.rows(), 0, "{}", second.detail());
         assert_eq!(count(&wh, "candles").await, 1500);
     }
 }
@@ -158,7 +169,7 @@ async fn new_candles_are_copied_alone_and_a_changed_candle_is_updated_not_duplic
         .await
         .expect("trim");
     let ctx = context(&db.store, wh.config(300));
-    assert_eq!(sync::run(&ctx, &plan()).await.expect("sync").rows, 990);
+    assert_eq!(sync::run(&ctx, &plan()).await.expect("sync").rows(), 990);
 
     let mut corrected = all[500].clone();
     corrected.close += Decimal::new(1, 2);
@@ -172,7 +183,7 @@ async fn new_candles_are_copied_alone_and_a_changed_candle_is_updated_not_duplic
         .await
         .expect("correction");
     let summary = sync::run(&ctx, &plan()).await.expect("sync");
-    assert_eq!(summary.rows, 11, "{}", summary.detail);
+    assert_eq!(summary.rows(), 11, "{}", summary.detail());
     assert_eq!(count(&wh, "candles").await, 1000);
     assert_eq!(
         warehouse_rows(&wh, "candles").await,
@@ -217,7 +228,7 @@ async fn a_sync_killed_between_staging_and_merge_reruns_to_exactly_the_right_row
         None
     );
     let summary = sync::run(&ctx, &plan()).await.expect("re-run");
-    assert_eq!(summary.rows, 700);
+    assert_eq!(summary.rows(), 700);
     assert_eq!(
         warehouse_rows(&wh, "candles").await,
         expected_rows(&stored(&db.store).await)
@@ -411,7 +422,7 @@ async fn text_with_quotes_backslashes_and_braces_and_null_columns_arrive_unchang
         .await
         .expect("odd candles");
     let ctx = context(&db.store, wh.config(2));
-    assert_eq!(sync::run(&ctx, &plan()).await.expect("sync").rows, 3);
+    assert_eq!(sync::run(&ctx, &plan()).await.expect("sync").rows(), 3);
     assert_eq!(
         warehouse_rows(&wh, "candles").await,
         expected_rows(&stored(&db.store).await)
@@ -591,11 +602,13 @@ async fn model_runs_are_mirrored(registry: ModelRegistry) {
     let none = sync::run_tables(&ctx, &plan(), &tables)
         .await
         .expect("sync without the experiment");
-    assert_eq!(none.rows, 0, "{}", none.detail);
+    assert_eq!(none.rows(), 0, "{}", none.detail());
+    let missing = none.synced_model_runs().expect("model runs item");
+    assert!(!missing.experiment_found, "{}", none.detail());
     assert!(
-        none.detail.contains("no such experiment yet"),
+        none.detail().contains("no such experiment yet"),
         "{}",
-        none.detail
+        none.detail()
     );
 
     let experiment = registry.experiment(&name).await.expect("experiment");
@@ -615,8 +628,15 @@ async fn model_runs_are_mirrored(registry: ModelRegistry) {
     let summary = sync::run_tables(&ctx, &plan(), &tables)
         .await
         .expect("first sync");
-    assert_eq!(summary.rows, 3 + 6, "{location}: {}", summary.detail);
-    assert!(summary.detail.contains("Pwd=***"), "{}", summary.detail);
+    assert_eq!(summary.rows(), 3 + 6, "{location}: {}", summary.detail());
+    let mirrored = summary.synced_model_runs().expect("model runs item");
+    assert_eq!(
+        (mirrored.experiment_found, mirrored.runs, mirrored.metrics),
+        (true, 3, 6),
+        "{location}: {}",
+        summary.detail()
+    );
+    assert!(mirrored.target.contains("Pwd=***"), "{}", mirrored.target);
     let mut runs = vec![
         expected_run(&first, "FINISHED"),
         expected_run(&second, "FINISHED"),
@@ -644,7 +664,7 @@ async fn model_runs_are_mirrored(registry: ModelRegistry) {
     let again = sync::run_tables(&ctx, &plan(), &tables)
         .await
         .expect("second sync");
-    assert_eq!(again.rows, 0, "{location}: {}", again.detail);
+    assert_eq!(again.rows(), 0, "{location}: {}", again.detail());
 
     // A new finished run: exactly it.
     let third = logged_run(&registry, &experiment, 5.5).await;
@@ -655,7 +675,7 @@ async fn model_runs_are_mirrored(registry: ModelRegistry) {
     let added = sync::run_tables(&ctx, &plan(), &tables)
         .await
         .expect("third sync");
-    assert_eq!(added.rows, 1 + 2, "{location}: {}", added.detail);
+    assert_eq!(added.rows(), 1 + 2, "{location}: {}", added.detail());
     runs.push(expected_run(&third, "FINISHED"));
     metrics.extend(expected_metrics(&third, 5.5));
     assert_eq!(warehouse_runs(&wh).await, sorted_runs(runs.clone()));
@@ -683,7 +703,7 @@ async fn model_runs_are_mirrored(registry: ModelRegistry) {
     let updated = sync::run_tables(&ctx, &plan(), &tables)
         .await
         .expect("fourth sync");
-    assert_eq!(updated.rows, 1 + 2, "{location}: {}", updated.detail);
+    assert_eq!(updated.rows(), 1 + 2, "{location}: {}", updated.detail());
     metrics.retain(|m| !(m.0 == first.0 && m.1 == "mae"));
     metrics.push((first.0.clone(), "mae".into(), 0.75, 2));
     assert_eq!(
@@ -701,7 +721,7 @@ async fn model_runs_are_mirrored(registry: ModelRegistry) {
     let ended = sync::run_tables(&ctx, &plan(), &tables)
         .await
         .expect("fifth sync");
-    assert_eq!(ended.rows, 1 + 2, "{location}: {}", ended.detail);
+    assert_eq!(ended.rows(), 1 + 2, "{location}: {}", ended.detail());
     runs.push(expected_run(&running, "FINISHED"));
     metrics.extend(expected_metrics(&running, 4.5));
     assert_eq!(warehouse_runs(&wh).await, sorted_runs(runs));
@@ -747,7 +767,7 @@ async fn model_runs_that_ended_within_the_settle_margin_wait_for_the_next_sync()
     let summary = sync::run_tables(&ctx, &settling, &tables)
         .await
         .expect("sync");
-    assert_eq!(summary.rows, 0, "{}", summary.detail);
+    assert_eq!(summary.rows(), 0, "{}", summary.detail());
     assert_eq!(count(&wh, "model_runs").await, 0);
     // Both kinds of table in one run.
     db.load_bundled("BTCUSDT", 5).await;
@@ -756,7 +776,7 @@ async fn model_runs_that_ended_within_the_settle_margin_wait_for_the_next_sync()
         ..tables
     };
     let summary = sync::run_tables(&ctx, &plan(), &both).await.expect("sync");
-    assert_eq!(summary.rows, 5 + 1 + 2, "{}", summary.detail);
+    assert_eq!(summary.rows(), 5 + 1 + 2, "{}", summary.detail());
     assert_eq!(warehouse_run_ids(&wh).await, vec![run.0]);
 }
 
@@ -890,7 +910,7 @@ async fn feature_frames_are_mirrored_and_new_candles_add_their_rows_without_dupl
     let before = sync::run_tables(&ctx, &plan(), &tables)
         .await
         .expect("a series without features is skipped");
-    assert_eq!(before.rows, 0, "{}", before.detail);
+    assert_eq!(before.rows(), 0, "{}", before.detail());
 
     export_and_build(&db.store, &lake, vec![1, 3]).await;
     let (columns, hash, expected) = lake_features(&lake).await;
@@ -898,7 +918,12 @@ async fn feature_frames_are_mirrored_and_new_candles_add_their_rows_without_dupl
     let first = sync::run_tables(&ctx, &plan(), &tables)
         .await
         .expect("first sync");
-    assert_eq!(first.rows, expected.len() as u64 as i64, "{}", first.detail);
+    assert_eq!(
+        first.rows(),
+        expected.len() as u64 as i64,
+        "{}",
+        first.detail()
+    );
     let (hashes, rows) = warehouse_features(&wh, &columns).await;
     assert_eq!(rows.len(), expected.len());
     assert_eq!(rows[0], expected[0]);
@@ -919,9 +944,9 @@ async fn feature_frames_are_mirrored_and_new_candles_add_their_rows_without_dupl
         .await
         .expect("second sync");
     assert!(
-        (again.rows as usize) < 24 * 6,
+        (again.rows() as usize) < 24 * 6,
         "only the days a rebuild may have touched are sent again: {}",
-        again.detail
+        again.detail()
     );
     assert_eq!(count(&wh, "features").await, expected.len() as i64);
     assert_eq!(distinct_feature_keys(&wh).await, expected.len() as i64);
@@ -937,7 +962,7 @@ async fn feature_frames_are_mirrored_and_new_candles_add_their_rows_without_dupl
     let third = sync::run_tables(&ctx, &plan(), &tables)
         .await
         .expect("third sync");
-    assert!(third.rows >= 100, "{}", third.detail);
+    assert!(third.rows() >= 100, "{}", third.detail());
     assert_eq!(count(&wh, "features").await, grown.len() as i64);
     assert_eq!(distinct_feature_keys(&wh).await, grown.len() as i64);
     // The rows that were newest before now have their targets, sent again with the new rows.
