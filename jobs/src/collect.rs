@@ -13,7 +13,8 @@ use indicatif::ProgressBar;
 use pricecast_shared::archive::{BulkArchive, Month};
 use pricecast_shared::binance::{BinanceClient, MAX_KLINES_PER_REQUEST};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
-use pricecast_shared::report::{CollectWork, GapCounts, ItemReport, JobReport};
+use pricecast_shared::report::{CollectWork, GapCounts, JobReport, Work};
+use pricecast_shared::series::{SeriesScope, run_series};
 use pricecast_shared::settings::{BinanceArgs, DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::source::KlineSource;
 use pricecast_shared::store::{Gap, Store};
@@ -84,18 +85,25 @@ pub struct CollectPlan {
     pub check_gaps: bool,
     /// Re-fetch gaps after collecting.
     pub repair: bool,
+    /// This process's shard of the series, and how many it collects at once.
+    pub scope: SeriesScope,
 }
+
+/// Series collected at once by default: the work is waiting on Binance, and the request weight
+/// is shared by the whole process.
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 impl CollectPlan {
     /// The plan the flags describe.
-    pub fn from_args(args: &CollectArgs) -> Self {
-        Self {
+    pub fn from_args(args: &CollectArgs) -> Result<Self> {
+        Ok(Self {
             symbols: args.series.symbols.clone(),
             intervals: args.series.intervals.clone(),
             since: args.since,
             check_gaps: args.check_gaps,
             repair: args.repair,
-        }
+            scope: args.series.scope()?,
+        })
     }
 }
 
@@ -150,8 +158,8 @@ pub async fn execute(args: CollectArgs) -> Result<()> {
     let store = crate::connect(&args.database, !args.run.no_migrate).await?;
     let cancel = pricecast_shared::runner::shutdown_token();
     let ctx = CollectContext::binance(store.clone(), &args.binance, cancel.clone())?;
-    let plan = CollectPlan::from_args(&args);
-    crate::run_job(JOB, store, &args.run, cancel, move || {
+    let plan = CollectPlan::from_args(&args)?;
+    crate::run_job(JOB, plan.scope.shard, store, &args.run, cancel, move || {
         let ctx = ctx.clone();
         let plan = plan.clone();
         async move { run(&ctx, &plan).await }
@@ -159,43 +167,56 @@ pub async fn execute(args: CollectArgs) -> Result<()> {
     .await
 }
 
-/// Runs the job: every configured series in turn.
+/// Runs the job: every series of the plan's shard, [`DEFAULT_CONCURRENCY`] (or the plan's
+/// concurrency) at once; a failing series does not stop the others.
 pub async fn run(ctx: &CollectContext, plan: &CollectPlan) -> Result<JobReport> {
-    let mut job_report = JobReport::default();
-    for symbol in &plan.symbols {
-        for &interval in &plan.intervals {
-            let last = ctx.store.last_open_time(symbol, interval).await?;
-            let start = start_position(last, plan.since, interval, Utc::now());
-            let mut report = collect_series(ctx, symbol, interval, start).await?;
-            if plan.repair {
-                report.exchange_gaps_recorded = repair_gaps(ctx, symbol, interval).await?;
-            }
-            if plan.check_gaps || plan.repair {
-                report.gaps = ctx.store.gaps(symbol, interval).await?;
-                log_gaps(symbol, interval, &report.gaps);
-            }
-            let gaps = (plan.check_gaps || plan.repair).then(|| {
-                let open = report.gaps.iter().filter(|g| !g.known_exchange_gap).count();
-                GapCounts {
-                    open: open as u64,
-                    known_exchange_gaps: (report.gaps.len() - open) as u64,
-                }
-            });
-            job_report.push(ItemReport::series(
-                symbol,
-                interval,
-                CollectWork {
-                    fetched: report.fetched,
-                    written: report.written,
-                    requests: report.pages,
-                    archive_months: report.archive_months,
-                    gaps,
-                    exchange_gaps_recorded: report.exchange_gaps_recorded as u64,
-                },
-            ));
-        }
+    let series = plan.scope.series(&plan.symbols, &plan.intervals);
+    let concurrency = plan.scope.concurrency_or(DEFAULT_CONCURRENCY);
+    run_series(
+        series,
+        concurrency,
+        &ctx.cancel,
+        |symbol, interval| async move {
+            collect_and_check(ctx, plan, &symbol, interval)
+                .await
+                .map(Work::Collect)
+        },
+    )
+    .await
+}
+
+/// Collects one series, then checks or repairs its gaps as the plan says.
+async fn collect_and_check(
+    ctx: &CollectContext,
+    plan: &CollectPlan,
+    symbol: &Symbol,
+    interval: Interval,
+) -> Result<CollectWork> {
+    let last = ctx.store.last_open_time(symbol, interval).await?;
+    let start = start_position(last, plan.since, interval, Utc::now());
+    let mut report = collect_series(ctx, symbol, interval, start).await?;
+    if plan.repair {
+        report.exchange_gaps_recorded = repair_gaps(ctx, symbol, interval).await?;
     }
-    Ok(job_report)
+    if plan.check_gaps || plan.repair {
+        report.gaps = ctx.store.gaps(symbol, interval).await?;
+        log_gaps(symbol, interval, &report.gaps);
+    }
+    let gaps = (plan.check_gaps || plan.repair).then(|| {
+        let open = report.gaps.iter().filter(|g| !g.known_exchange_gap).count();
+        GapCounts {
+            open: open as u64,
+            known_exchange_gaps: (report.gaps.len() - open) as u64,
+        }
+    });
+    Ok(CollectWork {
+        fetched: report.fetched,
+        written: report.written,
+        requests: report.pages,
+        archive_months: report.archive_months,
+        gaps,
+        exchange_gaps_recorded: report.exchange_gaps_recorded as u64,
+    })
 }
 
 /// Where to start fetching, in milliseconds: `--since` (its candle included), else the candle

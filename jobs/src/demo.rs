@@ -19,6 +19,7 @@ use pricecast_shared::model::ModelParams;
 use pricecast_shared::registry::{LocalRegistry, ModelRegistry, RegistryArgs};
 use pricecast_shared::replay::{BUNDLED_INTERVAL, BUNDLED_SYMBOLS, ReplaySource};
 use pricecast_shared::runner::{self, RunOutcome};
+use pricecast_shared::series::SeriesScope;
 use pricecast_shared::source::KlineSource;
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
@@ -138,6 +139,8 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         since,
         check_gaps: true,
         repair: true,
+
+        scope: SeriesScope::default(),
     };
     let collected = runner::run_locked(&store, collect::JOB, || collect::run(&ctx, &plan)).await?;
 
@@ -153,6 +156,8 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         intervals: vec![BUNDLED_INTERVAL],
         range: ExportRange::Changed,
         settle: export::WATERMARK_SETTLE,
+
+        scope: SeriesScope::default(),
     };
     let exported = runner::run_locked(&store, export::JOB, || {
         export::run(&export_ctx, &export_plan)
@@ -168,6 +173,8 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         intervals: vec![BUNDLED_INTERVAL],
         spec: FeatureSpec::default(),
         full: false,
+
+        scope: SeriesScope::default(),
     };
     let built = runner::run_locked(&store, features::JOB, || {
         features::run(&features_ctx, &features_plan)
@@ -192,6 +199,8 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         eval_window_rows: DEMO_EVAL_WINDOW_ROWS,
         registry: RegistryArgs::local(),
         force_promote: false,
+
+        scope: SeriesScope::default(),
     };
     let trained =
         runner::run_locked(&store, train::JOB, || train::run(&train_ctx, &train_plan)).await?;

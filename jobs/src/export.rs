@@ -20,7 +20,8 @@ use pricecast_shared::lake::candles::{
 };
 use pricecast_shared::lake::manifest::{PartitionEntry, SeriesManifest};
 use pricecast_shared::lake::{Lake, LakeArgs};
-use pricecast_shared::report::{ItemReport, JobReport, LakeWork, Work};
+use pricecast_shared::report::{JobReport, LakeWork, Work};
+use pricecast_shared::series::{SeriesScope, run_series};
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::store::{ChangeFilter, ChangedDay, Store};
 use pricecast_shared::telemetry::error_chain;
@@ -134,11 +135,17 @@ pub struct ExportPlan {
     pub range: ExportRange,
     /// How recent an `ingested_at` stays above the watermark ([`WATERMARK_SETTLE`]).
     pub settle: chrono::Duration,
+    /// This process's shard of the series, and how many it exports at once.
+    pub scope: SeriesScope,
 }
+
+/// Series exported at once by default: each is a database read and Parquet encoding, so about
+/// two keep both the database and the encoder busy.
+pub const DEFAULT_CONCURRENCY: usize = 2;
 
 impl ExportPlan {
     /// The plan the flags describe.
-    pub fn from_args(args: &ExportArgs) -> Self {
+    pub fn from_args(args: &ExportArgs) -> Result<Self> {
         let range = if args.full {
             ExportRange::Full
         } else if args.from.is_some() || args.to.is_some() {
@@ -149,12 +156,13 @@ impl ExportPlan {
         } else {
             ExportRange::Changed
         };
-        Self {
+        Ok(Self {
             symbols: args.series.symbols.clone(),
             intervals: args.series.intervals.clone(),
             range,
             settle: WATERMARK_SETTLE,
-        }
+            scope: args.series.scope()?,
+        })
     }
 }
 
@@ -206,18 +214,16 @@ pub async fn execute(args: ExportArgs) -> Result<()> {
         lake,
         cancel: cancel.clone(),
     };
-    let plan = ExportPlan::from_args(&args);
+    let plan = ExportPlan::from_args(&args)?;
     if args.dry_run {
         let mut plans = Vec::new();
-        for symbol in &plan.symbols {
-            for &interval in &plan.intervals {
-                plans.push(plan_series(&ctx.store, &plan.range, symbol, interval).await?);
-            }
+        for (symbol, interval) in plan.scope.series(&plan.symbols, &plan.intervals) {
+            plans.push(plan_series(&ctx.store, &plan.range, &symbol, interval).await?);
         }
         print!("{}", render_plan(ctx.lake.url(), &plans));
         return Ok(());
     }
-    crate::run_job(JOB, store, &args.run, cancel, move || {
+    crate::run_job(JOB, plan.scope.shard, store, &args.run, cancel, move || {
         let ctx = ctx.clone();
         let plan = plan.clone();
         async move { run(&ctx, &plan).await }
@@ -225,27 +231,28 @@ pub async fn execute(args: ExportArgs) -> Result<()> {
     .await
 }
 
-/// Runs the job: every configured series in turn.
+/// Runs the job: every series of the plan's shard, [`DEFAULT_CONCURRENCY`] (or the plan's
+/// concurrency) at once; a failing series does not stop the others.
 pub async fn run(ctx: &ExportContext, plan: &ExportPlan) -> Result<JobReport> {
-    let mut job_report = JobReport::default();
-    for symbol in &plan.symbols {
-        for &interval in &plan.intervals {
-            let series = plan_series(&ctx.store, &plan.range, symbol, interval).await?;
+    let series = plan.scope.series(&plan.symbols, &plan.intervals);
+    let concurrency = plan.scope.concurrency_or(DEFAULT_CONCURRENCY);
+    run_series(
+        series,
+        concurrency,
+        &ctx.cancel,
+        |symbol, interval| async move {
+            let series = plan_series(&ctx.store, &plan.range, &symbol, interval).await?;
             let report = export_series(ctx, plan, &series).await?;
-            job_report.push(ItemReport::series(
-                symbol,
-                interval,
-                Work::Export(LakeWork {
-                    partitions: report.partitions as u64,
-                    rows: report.rows,
-                    bytes: report.bytes,
-                    lake: ctx.lake.url().to_string(),
-                    watermark: report.watermark,
-                }),
-            ));
-        }
-    }
-    Ok(job_report)
+            Ok(Work::Export(LakeWork {
+                partitions: report.partitions as u64,
+                rows: report.rows,
+                bytes: report.bytes,
+                lake: ctx.lake.url().to_string(),
+                watermark: report.watermark,
+            }))
+        },
+    )
+    .await
 }
 
 /// Finds the days of a series to rewrite.

@@ -21,7 +21,8 @@ use pricecast_shared::features::store::{
     read_candle_days,
 };
 use pricecast_shared::lake::{Lake, LakeArgs};
-use pricecast_shared::report::{ItemReport, JobReport, LakeWork, Work};
+use pricecast_shared::report::{JobReport, LakeWork, Work};
+use pricecast_shared::series::{SeriesScope, cores, run_series};
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::{Error, Result};
 use tokio_util::sync::CancellationToken;
@@ -104,6 +105,8 @@ pub struct FeaturesPlan {
     pub spec: FeatureSpec,
     /// Rebuild every day.
     pub full: bool,
+    /// This process's shard of the series, and how many it builds at once.
+    pub scope: SeriesScope,
 }
 
 impl FeaturesPlan {
@@ -115,6 +118,7 @@ impl FeaturesPlan {
             intervals: args.series.intervals.clone(),
             spec,
             full: args.full,
+            scope: args.series.scope()?,
         })
     }
 }
@@ -150,7 +154,7 @@ pub async fn execute(args: FeaturesArgs) -> Result<()> {
         lake,
         cancel: cancel.clone(),
     };
-    crate::run_job(JOB, store, &args.run, cancel, move || {
+    crate::run_job(JOB, plan.scope.shard, store, &args.run, cancel, move || {
         let ctx = ctx.clone();
         let plan = plan.clone();
         async move { run(&ctx, &plan).await }
@@ -158,26 +162,27 @@ pub async fn execute(args: FeaturesArgs) -> Result<()> {
     .await
 }
 
-/// Runs the job: every configured series in turn.
+/// Runs the job: every series of the plan's shard, one per core (or the plan's concurrency)
+/// at once; a failing series does not stop the others.
 pub async fn run(ctx: &FeaturesContext, plan: &FeaturesPlan) -> Result<JobReport> {
-    let mut job_report = JobReport::default();
-    for symbol in &plan.symbols {
-        for &interval in &plan.intervals {
-            let report = build_series(ctx, plan, symbol, interval).await?;
-            job_report.push(ItemReport::series(
-                symbol,
-                interval,
-                Work::Features(LakeWork {
-                    partitions: report.partitions as u64,
-                    rows: report.rows,
-                    bytes: report.bytes,
-                    lake: ctx.lake.url().to_string(),
-                    watermark: None,
-                }),
-            ));
-        }
-    }
-    Ok(job_report)
+    let series = plan.scope.series(&plan.symbols, &plan.intervals);
+    let concurrency = plan.scope.concurrency_or(cores());
+    run_series(
+        series,
+        concurrency,
+        &ctx.cancel,
+        |symbol, interval| async move {
+            let report = build_series(ctx, plan, &symbol, interval).await?;
+            Ok(Work::Features(LakeWork {
+                partitions: report.partitions as u64,
+                rows: report.rows,
+                bytes: report.bytes,
+                lake: ctx.lake.url().to_string(),
+                watermark: None,
+            }))
+        },
+    )
+    .await
 }
 
 /// Due days cut into chunks of consecutive days holding at most [`CHUNK_CANDLES`] candles

@@ -19,6 +19,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pricecast_shared::report::JobReport;
 use pricecast_shared::runner;
 use pricecast_shared::settings::{DatabaseArgs, RunArgs};
+use pricecast_shared::shard::Shard;
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 use pricecast_shared::telemetry::error_chain;
 use pricecast_shared::{Error, Result};
@@ -40,9 +41,11 @@ pub async fn connect(database: &DatabaseArgs, migrate: bool) -> Result<Store> {
     Ok(store)
 }
 
-/// Runs `work` once, or on `run.cron` until shutdown, always under the job's lock.
+/// Runs `work` once, or on `run.cron` until shutdown, always under the lock of the job's
+/// `shard`.
 pub async fn run_job<F, Fut>(
     job: &'static str,
+    shard: Option<Shard>,
     store: Store,
     run: &RunArgs,
     cancel: CancellationToken,
@@ -53,12 +56,14 @@ where
     Fut: Future<Output = Result<JobReport>> + Send + 'static,
 {
     match &run.cron {
-        None => runner::run_locked(&store, job, work).await.map(|_| ()),
+        None => runner::run_locked_shard(&store, job, shard, work)
+            .await
+            .map(|_| ()),
         Some(schedule) => {
             runner::run_on_schedule(job, schedule, cancel, move || {
                 let store = store.clone();
                 let work = work.clone();
-                async move { runner::run_locked(&store, job, work).await }
+                async move { runner::run_locked_shard(&store, job, shard, work).await }
             })
             .await
         }

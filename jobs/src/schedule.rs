@@ -10,6 +10,7 @@ use pricecast_shared::lake::{Lake, LakeArgs};
 use pricecast_shared::registry::{ModelRegistry, RegistryArgs};
 use pricecast_shared::runner::{self, RunOutcome};
 use pricecast_shared::settings::{BinanceArgs, CronSchedule, DatabaseArgs, SeriesArgs};
+use pricecast_shared::shard::Shard;
 use pricecast_shared::store::Store;
 use pricecast_shared::warehouse::WarehouseArgs;
 use tokio_util::sync::CancellationToken;
@@ -130,28 +131,36 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
         cancel: cancel.clone(),
     });
     let plans = Plans::new(&args)?;
-    let collect_runs = scheduled(collect::JOB, &args.collect_cron, &cancel, &store, {
+    let shard = plans.collect.scope.shard;
+    let collect_runs = scheduled(collect::JOB, shard, &args.collect_cron, &cancel, &store, {
         let plan = plans.collect.clone();
         move || {
             let (ctx, plan) = (collect.clone(), plan.clone());
             async move { collect::run(&ctx, &plan).await }
         }
     });
-    let export_runs = scheduled(export::JOB, &args.export_cron, &cancel, &store, {
+    let export_runs = scheduled(export::JOB, shard, &args.export_cron, &cancel, &store, {
         let plan = plans.export.clone();
         move || {
             let (ctx, plan) = (export.clone(), plan.clone());
             async move { export::run(&ctx, &plan).await }
         }
     });
-    let features_runs = scheduled(features::JOB, &args.features_cron, &cancel, &store, {
-        let plan = plans.features.clone();
-        move || {
-            let (ctx, plan) = (features_ctx.clone(), plan.clone());
-            async move { features::run(&ctx, &plan).await }
-        }
-    });
-    let train_runs = scheduled(train::JOB, &args.train_cron, &cancel, &store, {
+    let features_runs = scheduled(
+        features::JOB,
+        shard,
+        &args.features_cron,
+        &cancel,
+        &store,
+        {
+            let plan = plans.features.clone();
+            move || {
+                let (ctx, plan) = (features_ctx.clone(), plan.clone());
+                async move { features::run(&ctx, &plan).await }
+            }
+        },
+    );
+    let train_runs = scheduled(train::JOB, shard, &args.train_cron, &cancel, &store, {
         let plan = plans.train.clone();
         move || {
             let (ctx, plan) = (train_ctx.clone(), plan.clone());
@@ -162,10 +171,17 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
         match sync {
             Some(ctx) => {
                 let plan = plans.sync.clone();
-                scheduled(sync::JOB, &args.sync_cron, &cancel, &store, move || {
-                    let (ctx, plan, tables) = (ctx.clone(), plan.clone(), tables.clone());
-                    async move { sync::run_tables(&ctx, &plan, &tables).await }
-                })
+                scheduled(
+                    sync::JOB,
+                    shard,
+                    &args.sync_cron,
+                    &cancel,
+                    &store,
+                    move || {
+                        let (ctx, plan, tables) = (ctx.clone(), plan.clone(), tables.clone());
+                        async move { sync::run_tables(&ctx, &plan, &tables).await }
+                    },
+                )
                 .await
             }
             None => {
@@ -197,6 +213,7 @@ struct Plans {
 impl Plans {
     fn new(args: &ScheduleArgs) -> Result<Self> {
         let series = &args.series;
+        let scope = series.scope()?;
         Ok(Self {
             collect: CollectPlan {
                 symbols: series.symbols.clone(),
@@ -204,18 +221,21 @@ impl Plans {
                 since: None,
                 check_gaps: false,
                 repair: false,
+                scope,
             },
             export: ExportPlan {
                 symbols: series.symbols.clone(),
                 intervals: series.intervals.clone(),
                 range: ExportRange::Changed,
                 settle: export::WATERMARK_SETTLE,
+                scope,
             },
             features: FeaturesPlan {
                 symbols: series.symbols.clone(),
                 intervals: series.intervals.clone(),
                 spec: args.targets.spec()?,
                 full: false,
+                scope,
             },
             train: TrainPlan::new(series, &args.registry, &args.train)?,
             sync: SyncPlan {
@@ -224,6 +244,7 @@ impl Plans {
                 mode: SyncMode::Push,
                 settle: sync::WATERMARK_SETTLE,
                 stop_after_staging: false,
+                scope,
             },
         })
     }
@@ -232,6 +253,7 @@ impl Plans {
 /// Runs `work` under the job's lock on every tick of `schedule` until `cancel` fires.
 async fn scheduled<F, Fut>(
     job: &'static str,
+    shard: Option<Shard>,
     schedule: &CronSchedule,
     cancel: &CancellationToken,
     store: &Store,
@@ -245,7 +267,7 @@ where
     runner::run_on_schedule(job, schedule, cancel.clone(), move || {
         let (store, work) = (store.clone(), work.clone());
         async move {
-            let outcome = runner::run_locked(&store, job, work).await?;
+            let outcome = runner::run_locked_shard(&store, job, shard, work).await?;
             if outcome == RunOutcome::Skipped {
                 tracing::info!(job, "skipped: another run holds the lock");
             }

@@ -25,6 +25,7 @@ use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::lake::{Lake, LakeArgs};
 use pricecast_shared::registry::{ModelRegistry, RegistryArgs};
 use pricecast_shared::report::JobReport;
+use pricecast_shared::series::SeriesScope;
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::store::Store;
 use pricecast_shared::warehouse::{WarehouseArgs, WarehouseConfig};
@@ -129,27 +130,38 @@ pub struct SyncPlan {
     /// Test hook, not reachable from the command line: fail right after the first batch is
     /// staged and before its MERGE, as a crash there would.
     pub stop_after_staging: bool,
+    /// This process's shard of the series (series are synced one at a time, over one
+    /// connection).
+    pub scope: SeriesScope,
 }
 
 impl SyncPlan {
     /// Every configured series, symbol by symbol.
     pub fn series(&self) -> impl Iterator<Item = (&Symbol, Interval)> {
-        self.symbols.iter().flat_map(|symbol| {
-            self.intervals
-                .iter()
-                .map(move |&interval| (symbol, interval))
-        })
+        self.symbols
+            .iter()
+            .flat_map(|symbol| {
+                self.intervals
+                    .iter()
+                    .map(move |&interval| (symbol, interval))
+            })
+            .filter(|(symbol, interval)| {
+                self.scope
+                    .shard
+                    .is_none_or(|shard| shard.owns(symbol, *interval))
+            })
     }
 
     /// The plan the flags describe.
-    pub fn from_args(args: &SyncArgs) -> Self {
-        Self {
+    pub fn from_args(args: &SyncArgs) -> Result<Self> {
+        Ok(Self {
             symbols: args.series.symbols.clone(),
             intervals: args.series.intervals.clone(),
             mode: args.mode,
             settle: WATERMARK_SETTLE,
             stop_after_staging: false,
-        }
+            scope: args.series.scope()?,
+        })
     }
 }
 
@@ -222,7 +234,7 @@ pub async fn execute(args: SyncArgs) -> Result<()> {
         );
         return Ok(());
     };
-    let plan = SyncPlan::from_args(&args);
+    let plan = SyncPlan::from_args(&args)?;
     if plan.mode == SyncMode::CopyInto {
         copy_into::check_copy_into(warehouse.dialect, &args.lake.lake_url.to_string())?;
     }
@@ -239,7 +251,7 @@ pub async fn execute(args: SyncArgs) -> Result<()> {
         lake,
         cancel: cancel.clone(),
     };
-    crate::run_job(JOB, store, &args.run, cancel, move || {
+    crate::run_job(JOB, plan.scope.shard, store, &args.run, cancel, move || {
         let (ctx, plan, tables) = (ctx.clone(), plan.clone(), tables.clone());
         async move { run_tables(&ctx, &plan, &tables).await }
     })
@@ -269,7 +281,7 @@ pub async fn run_tables(
     if let Some(lake) = &tables.features {
         features::sync_features(&pipeline, lake, &mut summary).await?;
     }
-    Ok(summary.finish())
+    summary.finish()
 }
 
 #[cfg(test)]
@@ -285,6 +297,7 @@ mod tests {
             mode: SyncMode::Push,
             settle: WATERMARK_SETTLE,
             stop_after_staging: false,
+            scope: SeriesScope::default(),
         };
         let series: Vec<String> = plan.series().map(|(s, i)| format!("{s} {i}")).collect();
         assert_eq!(

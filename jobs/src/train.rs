@@ -30,7 +30,8 @@ use pricecast_shared::model::{
 use pricecast_shared::registry::{
     self, Bytes, CHAMPION, Metric, ModelRegistry, PromotionDecision, RegistryArgs, RunId, RunStatus,
 };
-use pricecast_shared::report::{ItemReport, JobReport, TrainWork};
+use pricecast_shared::report::{JobReport, TrainWork, Work};
+use pricecast_shared::series::{SeriesScope, cores, work_series};
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::telemetry::error_chain;
 use pricecast_shared::{Error, Result};
@@ -216,6 +217,8 @@ pub struct TrainPlan {
     pub registry: RegistryArgs,
     /// Promote regardless of the numbers.
     pub force_promote: bool,
+    /// This process's shard of the series, and how many it trains at once.
+    pub scope: SeriesScope,
 }
 
 impl TrainPlan {
@@ -242,6 +245,7 @@ impl TrainPlan {
             eval_window_rows: options.eval_window_rows,
             registry: registry.clone(),
             force_promote: options.force_promote,
+            scope: series.scope()?,
         })
     }
 }
@@ -279,7 +283,7 @@ pub async fn execute(args: TrainArgs) -> Result<()> {
         registry,
         cancel: cancel.clone(),
     };
-    crate::run_job(JOB, store, &args.run, cancel, move || {
+    crate::run_job(JOB, plan.scope.shard, store, &args.run, cancel, move || {
         let ctx = ctx.clone();
         let plan = plan.clone();
         async move { run(&ctx, &plan).await }
@@ -287,31 +291,39 @@ pub async fn execute(args: TrainArgs) -> Result<()> {
     .await
 }
 
-/// Runs the job: every configured series in turn, in [`training_order`].
+/// Runs the job: every series of the plan's shard, one per core (or the plan's concurrency)
+/// at once, in [`training_order`]: the seed app's series is trained alone, after the others,
+/// so that its run is the experiment's newest. A failing series does not stop the others;
+/// between series a shutdown keeps those trained and starts no other.
 pub async fn run(ctx: &TrainContext, plan: &TrainPlan) -> Result<JobReport> {
-    let mut job_report = JobReport::default();
-    for (symbol, interval) in training_order(&plan.symbols, &plan.intervals) {
-        // Between series: those trained so far stay registered, the rest wait.
-        if ctx.cancel.is_cancelled() {
-            return Err(Error::Cancelled);
-        }
+    let mut series: Vec<(Symbol, Interval)> = training_order(&plan.symbols, &plan.intervals)
+        .into_iter()
+        .filter(|(symbol, interval)| plan.scope.shard.is_none_or(|s| s.owns(symbol, *interval)))
+        .collect();
+    let seed_last = series
+        .last()
+        .filter(|(symbol, _)| symbol.as_str() == SEED_SYMBOL)
+        .is_some();
+    let last = if seed_last { series.pop() } else { None };
+    let concurrency = plan.scope.concurrency_or(cores());
+    let train = |symbol: Symbol, interval: Interval| async move {
         let report = train_series(ctx, plan, &symbol, interval).await?;
-        job_report.push(ItemReport::series(
-            &symbol,
-            interval,
-            TrainWork {
-                rows: report.rows as u64,
-                run_id: report.run_id.0.clone(),
-                model_name: report.model_name,
-                version: report.version,
-                decision: report.promotion.decision.as_str().to_owned(),
-                mae: report.model.mae,
-                baseline_mae: report.baseline.mae,
-                skill: report.skill,
-            },
-        ));
+        Ok(Work::Train(TrainWork {
+            rows: report.rows as u64,
+            run_id: report.run_id.0.clone(),
+            model_name: report.model_name,
+            version: report.version,
+            decision: report.promotion.decision.as_str().to_owned(),
+            mae: report.model.mae,
+            baseline_mae: report.baseline.mae,
+            skill: report.skill,
+        }))
+    };
+    let mut done = work_series(series, concurrency, &ctx.cancel, train).await;
+    if let Some(last) = last {
+        done.extend(work_series(vec![last], 1, &ctx.cancel, train).await);
     }
-    Ok(job_report)
+    done.finish()
 }
 
 /// Every series of `symbols` × `intervals`, symbol by symbol, with the seed app's series

@@ -2,6 +2,50 @@
 
 use std::time::Duration;
 
+use crate::report::{JobReport, SeriesKey};
+
+/// Formats an error with its chain of causes, for the `error.message` log field. Our errors
+/// never print their source, so each cause is added here; a cause whose text is already there
+/// (an upstream error that prints its own source) is skipped so that nothing is said twice.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !message.contains(&cause_text) {
+            message.push_str(": ");
+            message.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// One series that failed in a run of many.
+#[derive(Debug)]
+pub struct SeriesFailure {
+    /// The series.
+    pub series: SeriesKey,
+    /// Why it failed.
+    pub error: Box<Error>,
+}
+
+/// `BTCUSDT 1h: <error chain>; ETHUSDT 1h: …`.
+fn describe_failures(failures: &[SeriesFailure]) -> String {
+    failures
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}: {}",
+                f.series.symbol,
+                f.series.interval,
+                error_chain(f.error.as_ref())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Result alias used across the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -89,6 +133,17 @@ pub enum Error {
         elapsed_s: f64,
         /// The last failure seen.
         last_error: String,
+    },
+
+    /// Some series of a run failed; the others were done, as `report` records.
+    #[error("{} of {total} series failed: {}", failures.len(), describe_failures(failures))]
+    SeriesFailed {
+        /// Series the run worked on.
+        total: usize,
+        /// The series that failed, each with its error.
+        failures: Vec<SeriesFailure>,
+        /// What the run did, failed series included.
+        report: Box<JobReport>,
     },
 
     /// The run was cancelled (SIGTERM / Ctrl-C) between batches.

@@ -11,15 +11,25 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Interval, Symbol};
+use crate::shard::Shard;
 
 /// The report of one run: one item per series (or table) the job worked on, in order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobReport {
+    /// The shard of the series the run worked on (`i/n`), when the job is sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     /// What was done, item by item.
     pub items: Vec<ItemReport>,
 }
 
 impl JobReport {
+    /// The report, marked as the work of `shard`.
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard.filter(|s| s.count > 1);
+        self
+    }
+
     /// Adds an item.
     pub fn push(&mut self, item: ItemReport) {
         self.items.push(item);
@@ -27,7 +37,16 @@ impl JobReport {
 
     /// Rows written, over every item: the run's `job_runs.rows`.
     pub fn rows(&self) -> i64 {
-        self.items.iter().map(|item| item.work.rows() as i64).sum()
+        self.items
+            .iter()
+            .filter_map(|item| item.work.as_ref())
+            .map(|work| work.rows() as i64)
+            .sum()
+    }
+
+    /// The items that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &ItemReport> {
+        self.items.iter().filter(|item| item.error.is_some())
     }
 
     /// The items of one series.
@@ -46,13 +65,15 @@ impl JobReport {
         self.items
             .iter()
             .find(|item| item.is_series(symbol, interval))
-            .map(|item| &item.work)
+            .and_then(|item| item.work.as_ref())
     }
 
     /// What a sync merged into `table` for one series.
     pub fn synced(&self, table: &str, symbol: &str, interval: Interval) -> Option<&SyncSeriesWork> {
         self.items.iter().find_map(|item| match &item.work {
-            Work::SyncSeries(work) if work.table == table && item.is_series(symbol, interval) => {
+            Some(Work::SyncSeries(work))
+                if work.table == table && item.is_series(symbol, interval) =>
+            {
                 Some(work)
             }
             _ => None,
@@ -62,7 +83,7 @@ impl JobReport {
     /// The model runs a sync mirrored, when it synced them.
     pub fn synced_model_runs(&self) -> Option<&SyncModelRunsWork> {
         self.items.iter().find_map(|item| match &item.work {
-            Work::SyncModelRuns(work) => Some(work),
+            Some(Work::SyncModelRuns(work)) => Some(work),
             _ => None,
         })
     }
@@ -99,8 +120,12 @@ pub struct SeriesKey {
 pub struct ItemReport {
     /// The series, when the item is one (the model runs table is not).
     pub series: Option<SeriesKey>,
-    /// What the job did to it.
-    pub work: Work,
+    /// What the job did to it; absent when it failed.
+    #[serde(default)]
+    pub work: Option<Work>,
+    /// Why it failed (the error and its causes), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl ItemReport {
@@ -111,7 +136,20 @@ impl ItemReport {
                 symbol: symbol.clone(),
                 interval,
             }),
-            work: work.into(),
+            work: Some(work.into()),
+            error: None,
+        }
+    }
+
+    /// A series that failed with `error` (the error and its causes).
+    pub fn failed(symbol: &Symbol, interval: Interval, error: String) -> Self {
+        Self {
+            series: Some(SeriesKey {
+                symbol: symbol.clone(),
+                interval,
+            }),
+            work: None,
+            error: Some(error),
         }
     }
 }
@@ -130,7 +168,11 @@ impl fmt::Display for ItemReport {
         if let Some(series) = &self.series {
             write!(f, "{} {}: ", series.symbol, series.interval)?;
         }
-        write!(f, "{}", self.work)
+        match (&self.work, &self.error) {
+            (_, Some(error)) => write!(f, "failed: {error}"),
+            (Some(work), None) => write!(f, "{work}"),
+            (None, None) => f.write_str("nothing done"),
+        }
     }
 }
 
@@ -452,7 +494,8 @@ mod tests {
         ));
         report.push(ItemReport {
             series: None,
-            work: Work::SyncModelRuns(SyncModelRunsWork {
+            error: None,
+            work: Some(Work::SyncModelRuns(SyncModelRunsWork {
                 experiment: "bitcoin_prediction_s3".into(),
                 experiment_found: true,
                 runs_table: "model_runs".into(),
@@ -461,7 +504,7 @@ mod tests {
                 runs: 2,
                 metrics: 6,
                 newest_end: None,
-            }),
+            })),
         });
         report
     }

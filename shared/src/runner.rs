@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::report::JobReport;
 use crate::settings::CronSchedule;
+use crate::shard::Shard;
 use crate::store::{JobOutcome, JobStatus, Store};
 use crate::telemetry::error_chain;
 
@@ -78,8 +79,24 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<JobReport>>,
 {
-    let Some(lock) = store.try_lock_job(job).await? else {
-        tracing::info!(job, "another run holds the lock; nothing to do");
+    run_locked_shard(store, job, None, work).await
+}
+
+/// [`run_locked`] for one shard of the job's series: the shards of a job lock apart, so they run
+/// at once but no shard runs twice.
+pub async fn run_locked_shard<F, Fut>(
+    store: &Store,
+    job: &str,
+    shard: Option<Shard>,
+    work: F,
+) -> Result<RunOutcome>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<JobReport>>,
+{
+    let lock_name = Shard::lock_name(shard, job);
+    let Some(lock) = store.try_lock_job(&lock_name).await? else {
+        tracing::info!(job, lock = %lock_name, "another run holds the lock; nothing to do");
         store
             .record_skipped_run(job, "another run holds the lock")
             .await?;
@@ -87,8 +104,13 @@ where
     };
     let run_id = store.start_job_run(job).await?;
     let started = Instant::now();
-    tracing::info!(job, run_id, "job started");
-    let result = work().await;
+    tracing::info!(
+        job,
+        run_id,
+        shard = shard.map(|s| s.to_string()),
+        "job started"
+    );
+    let result = work().await.map(|report| report.with_shard(shard));
     let duration_ms = started.elapsed().as_millis() as u64;
     let outcome = match &result {
         Ok(report) => JobOutcome {
@@ -98,6 +120,16 @@ where
             report: Some(report.clone()),
             error: None,
         },
+        Err(Error::SeriesFailed { report, .. }) => {
+            let report = report.as_ref().clone().with_shard(shard);
+            JobOutcome {
+                status: JobStatus::Failed,
+                rows: report.rows(),
+                detail: Some(report.detail()),
+                error: result.as_ref().err().map(|e| error_chain(e)),
+                report: Some(report),
+            }
+        }
         Err(e) => JobOutcome {
             status: if matches!(e, Error::Cancelled) {
                 JobStatus::Cancelled

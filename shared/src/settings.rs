@@ -10,6 +10,9 @@
 //! | `DATABASE_MAX_CONNECTIONS` | `--database-max-connections` | 8 |
 //! | `PRICECAST_SYMBOLS` | `--symbols` | `BTCUSDT` |
 //! | `PRICECAST_INTERVALS` | `--intervals` | `1m` |
+//! | `PRICECAST_CONCURRENCY` | `--concurrency` | per job: collect 8, export 2, features and train the cores, sync 1 |
+//! | `PRICECAST_SHARD` | `--shard` | unset: every series (`i/n`: shard `i` of `n`, from 0) |
+//! | `PRICECAST_SHARDS` + `JOB_COMPLETION_INDEX` | | unset; `n` and an Indexed Job's pod index, as `--shard index/n` |
 //! | `BINANCE_BASE_URL` | `--binance-base-url` | `https://data-api.binance.vision` |
 //! | `BINANCE_ARCHIVE_URL` | `--binance-archive-url` | unset (backfills use the REST API only) |
 //! | `BINANCE_REQUEST_TIMEOUT_SECS` | `--binance-request-timeout-secs` | 10 |
@@ -36,6 +39,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::Error;
+use crate::series::{MAX_CONCURRENCY, SeriesScope};
+use crate::shard::{MAX_SHARDS, Shard};
 use url::Url;
 
 use crate::binance::{BinanceConfig, DEFAULT_WEIGHT_LIMIT, RetryPolicy};
@@ -173,6 +180,96 @@ pub struct SeriesArgs {
         value_parser = parse_interval
     )]
     pub intervals: Vec<Interval>,
+
+    /// Series worked on at once (default: the job's own, see the job's documentation).
+    #[arg(
+        long,
+        env = "PRICECAST_CONCURRENCY",
+        value_name = "PRICECAST_CONCURRENCY",
+        value_parser = parse_concurrency
+    )]
+    pub concurrency: Option<usize>,
+
+    /// Work on shard `i` of `n` of the series only (`i/n`, `i` from 0), so `n` processes share
+    /// them; each shard has its own lock.
+    #[arg(
+        long,
+        env = "PRICECAST_SHARD",
+        value_name = "PRICECAST_SHARD",
+        value_parser = parse_shard
+    )]
+    pub shard: Option<Shard>,
+
+    /// How many shards the series are cut into when the shard's index comes from a Kubernetes
+    /// Indexed Job (`JOB_COMPLETION_INDEX`).
+    #[arg(
+        long,
+        env = "PRICECAST_SHARDS",
+        value_name = "PRICECAST_SHARDS",
+        value_parser = clap::value_parser!(u32).range(1..=MAX_SHARDS as i64)
+    )]
+    pub shards: Option<u32>,
+
+    /// This pod's index in an Indexed Job, set by Kubernetes.
+    #[arg(
+        long,
+        env = "JOB_COMPLETION_INDEX",
+        value_name = "JOB_COMPLETION_INDEX",
+        hide = true
+    )]
+    pub job_completion_index: Option<String>,
+}
+
+impl SeriesArgs {
+    /// How the job's series are shared out and run: the shard from `--shard`/`PRICECAST_SHARD`,
+    /// or from `PRICECAST_SHARDS` and `JOB_COMPLETION_INDEX`, and the concurrency.
+    pub fn scope(&self) -> Result<SeriesScope, Error> {
+        let indexed = match (self.shards, self.job_completion_index.as_deref()) {
+            (None, _) => None,
+            (Some(count), Some(index)) => {
+                let index = index.trim().parse::<u32>().map_err(|_| {
+                    Error::config(format!(
+                        "JOB_COMPLETION_INDEX: '{index}' is not a pod index (a number from 0)"
+                    ))
+                })?;
+                Some(Shard::new(index, count).map_err(|e| {
+                    Error::config(format!("PRICECAST_SHARDS with JOB_COMPLETION_INDEX: {e}"))
+                })?)
+            }
+            (Some(count), None) => {
+                return Err(Error::config(format!(
+                    "PRICECAST_SHARDS is {count} but JOB_COMPLETION_INDEX is not set: run the job \
+                     as a Kubernetes Indexed Job, or give the shard itself with --shard i/{count}"
+                )));
+            }
+        };
+        let shard = match (self.shard, indexed) {
+            (Some(given), Some(indexed)) if given != indexed => {
+                return Err(Error::config(format!(
+                    "PRICECAST_SHARD is {given} but PRICECAST_SHARDS and JOB_COMPLETION_INDEX \
+                     say {indexed}: set one of the two"
+                )));
+            }
+            (given, indexed) => given.or(indexed),
+        };
+        Ok(SeriesScope {
+            shard,
+            concurrency: self.concurrency,
+        })
+    }
+}
+
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "PRICECAST_CONCURRENCY: '{s}' is not a number of series from 1 to {MAX_CONCURRENCY}"
+        )),
+    }
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    s.parse().map_err(|e| format!("PRICECAST_SHARD: {e}"))
 }
 
 fn parse_symbol(s: &str) -> Result<Symbol, String> {

@@ -44,19 +44,4 @@ pub fn init_for_tests() {
         .try_init();
 }
 
-/// Formats an error with its chain of causes, for the `error.message` log field. Our errors
-/// never print their source, so each cause is added here; a cause whose text is already there
-/// (an upstream error that prints its own source) is skipped so that nothing is said twice.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !message.contains(&cause_text) {
-            message.push_str(": ");
-            message.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    message
-}
+pub use crate::error::error_chain;

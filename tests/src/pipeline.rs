@@ -19,6 +19,7 @@ use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
 use pricecast_shared::model::ModelParams;
 use pricecast_shared::registry::{CHAMPION, LocalRegistry, ModelRegistry, RegistryArgs};
 use pricecast_shared::report::JobReport;
+use pricecast_shared::series::SeriesScope;
 use pricecast_shared::store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -103,6 +104,7 @@ impl TrainedPipeline {
             eval_window_rows: EVAL_WINDOW_ROWS,
             registry: RegistryArgs::local(),
             force_promote,
+            scope: SeriesScope::default(),
         };
         train::run(&ctx, &plan).await.expect("train a model")
     }
@@ -160,6 +162,7 @@ pub async fn export_and_build_features(
             intervals: vec![interval],
             range: ExportRange::Changed,
             settle: chrono::Duration::zero(),
+            scope: SeriesScope::default(),
         },
     )
     .await?;
@@ -183,6 +186,7 @@ pub async fn build_features(
             intervals: vec![interval],
             spec,
             full: false,
+            scope: SeriesScope::default(),
         },
     )
     .await?;

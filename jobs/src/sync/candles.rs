@@ -118,8 +118,12 @@ pub async fn sync_candles(pipeline: &Pipeline<'_>, summary: &mut RunSummary) -> 
     let spec = Arc::new(candles_table());
     pipeline.prepare(&spec).await?;
     let plan = pipeline.plan;
+    let unit = match plan.mode {
+        SyncMode::Push => SyncedRows::Candles,
+        SyncMode::CopyInto => SyncedRows::LakeFiles,
+    };
     for (symbol, interval) in plan.series() {
-        let report = match plan.mode {
+        let result = match plan.mode {
             SyncMode::Push => {
                 let table = SyncTable {
                     spec: spec.clone(),
@@ -136,17 +140,15 @@ pub async fn sync_candles(pipeline: &Pipeline<'_>, summary: &mut RunSummary) -> 
                     symbol,
                     interval,
                 };
-                let report = pipeline.merge(&table, &source).await?;
-                tracing::info!(%symbol, %interval, table = &*spec.name, rows = report.rows, "series synced");
-                report
+                let result = pipeline.merge(&table, &source).await;
+                if let Ok(report) = &result {
+                    tracing::info!(%symbol, %interval, table = &*spec.name, rows = report.rows, "series synced");
+                }
+                result
             }
-            SyncMode::CopyInto => copy_into_series(pipeline, &spec, symbol, interval).await?,
+            SyncMode::CopyInto => copy_into_series(pipeline, &spec, symbol, interval).await,
         };
-        let unit = match plan.mode {
-            SyncMode::Push => SyncedRows::Candles,
-            SyncMode::CopyInto => SyncedRows::LakeFiles,
-        };
-        summary.add_series((symbol, interval), &report, unit, &spec.name);
+        summary.add_result((symbol, interval), result, unit, &spec.name)?;
     }
     Ok(())
 }

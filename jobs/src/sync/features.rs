@@ -175,13 +175,13 @@ pub async fn sync_features(
     summary: &mut RunSummary,
 ) -> Result<()> {
     for (symbol, interval) in pipeline.plan.series() {
-        let report = push_features(pipeline, lake, symbol, interval).await?;
-        summary.add_series(
+        let result = push_features(pipeline, lake, symbol, interval).await;
+        summary.add_result(
             (symbol, interval),
-            &report,
+            result,
             SyncedRows::FeatureRows,
             FEATURES_TABLE_NAME,
-        );
+        )?;
     }
     Ok(())
 }

@@ -2,16 +2,18 @@
 //! the model runs.
 
 use pricecast_shared::domain::{Interval, Symbol};
+use pricecast_shared::error::{Error, Result, SeriesFailure, error_chain};
 use pricecast_shared::report::{
-    ItemReport, JobReport, SyncModelRunsWork, SyncSeriesWork, SyncedRows, Work,
+    ItemReport, JobReport, SeriesKey, SyncModelRunsWork, SyncSeriesWork, SyncedRows, Work,
 };
+use pricecast_shared::series::SeriesRun;
 
 use super::SeriesReport;
 
 /// The report of one run, built table by table.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RunSummary {
-    report: JobReport,
+    run: SeriesRun,
     target: String,
 }
 
@@ -20,7 +22,7 @@ impl RunSummary {
     /// connection string).
     pub fn new(target: String) -> Self {
         Self {
-            report: JobReport::default(),
+            run: SeriesRun::default(),
             target,
         }
     }
@@ -32,9 +34,10 @@ impl RunSummary {
 
     /// Adds the model runs of one experiment.
     pub fn add_model_runs(&mut self, work: SyncModelRunsWork) {
-        self.report.push(ItemReport {
+        self.run.report.push(ItemReport {
             series: None,
-            work: Work::SyncModelRuns(work),
+            work: Some(Work::SyncModelRuns(work)),
+            error: None,
         });
     }
 
@@ -46,7 +49,8 @@ impl RunSummary {
         unit: SyncedRows,
         table: &str,
     ) {
-        self.report.push(ItemReport::series(
+        self.run.total += 1;
+        self.run.report.push(ItemReport::series(
             symbol,
             interval,
             SyncSeriesWork {
@@ -59,9 +63,39 @@ impl RunSummary {
         ));
     }
 
-    /// The job's report.
-    pub fn finish(self) -> JobReport {
-        self.report
+    /// Adds what syncing one series gave: its rows, or its failure (the other series go on).
+    /// A shutdown stops the run.
+    pub fn add_result(
+        &mut self,
+        (symbol, interval): (&Symbol, Interval),
+        result: Result<SeriesReport>,
+        unit: SyncedRows,
+        table: &str,
+    ) -> Result<()> {
+        match result {
+            Ok(report) => self.add_series((symbol, interval), &report, unit, table),
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            Err(error) => {
+                tracing::error!(%symbol, %interval, table, error.message = %error_chain(&error), "series failed; the others go on");
+                self.run.total += 1;
+                self.run
+                    .report
+                    .push(ItemReport::failed(symbol, interval, error_chain(&error)));
+                self.run.failures.push(SeriesFailure {
+                    series: SeriesKey {
+                        symbol: symbol.clone(),
+                        interval,
+                    },
+                    error: Box::new(error),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The job's report, or the failure naming every series that failed.
+    pub fn finish(self) -> Result<JobReport> {
+        self.run.finish()
     }
 }
 
@@ -90,7 +124,7 @@ mod tests {
             SyncedRows::FeatureRows,
             "features",
         );
-        let done = summary.finish();
+        let done = summary.finish().expect("nothing failed");
         assert_eq!(done.rows(), 6);
         assert_eq!(
             done.detail(),
@@ -98,7 +132,7 @@ mod tests {
              2025-04-28T14:00:00+00:00; BTCUSDT 1h: 3 feature rows merged into features on \
              Driver=x;Pwd=***, newest feature row 2025-04-28T14:00:00+00:00"
         );
-        let Work::SyncSeries(work) = &done.items[1].work else {
+        let Some(Work::SyncSeries(work)) = &done.items[1].work else {
             panic!("a series item, got {:?}", done.items[1].work);
         };
         assert_eq!(work.unit, SyncedRows::FeatureRows);

@@ -40,6 +40,7 @@ use pricecast_shared::features::{FeatureSpec, latest_row};
 use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
 use pricecast_shared::model::{Dataset, ModelParams, TrainedModel, walk_forward};
 use pricecast_shared::registry::{CHAMPION, LocalRegistry, ModelRegistry, RegistryArgs};
+use pricecast_shared::series::SeriesScope;
 use pricecast_shared::store::CandleQuery;
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::{FakeBinance, synthetic_series};
@@ -1138,6 +1139,7 @@ fn predict_train_plan(force: bool) -> Result<TrainPlan> {
         eval_window_rows: 168,
         registry: RegistryArgs::local(),
         force_promote: force,
+        scope: SeriesScope::default(),
     })
 }
 

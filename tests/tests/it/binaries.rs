@@ -27,7 +27,7 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(binary(name));
     command
         .args(args)
@@ -40,7 +40,7 @@ fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("run binary")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

@@ -11,6 +11,7 @@ use pricecast_shared::binance::{BinanceClient, BinanceConfig, RetryPolicy};
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::report::{GapCounts, JobReport, Work};
 use pricecast_shared::runner::{self, RunOutcome};
+use pricecast_shared::series::SeriesScope;
 use pricecast_shared::source::KlineSource;
 use pricecast_shared::store::{CandleQuery, JobStatus, Store};
 use pricecast_tests::db::TestDb;
@@ -61,6 +62,7 @@ fn plan(interval: Interval, since: Option<DateTime<Utc>>) -> CollectPlan {
         since,
         check_gaps: false,
         repair: false,
+        scope: SeriesScope::default(),
     }
 }
 

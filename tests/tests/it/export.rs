@@ -13,6 +13,7 @@ use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::lake::{Lake, LakeUrl};
 use pricecast_shared::report::{JobReport, Work};
 use pricecast_shared::runner;
+use pricecast_shared::series::SeriesScope;
 use pricecast_shared::store::{JobStatus, Store};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::synthetic_series;
@@ -46,6 +47,7 @@ fn plan(interval: Interval, range: ExportRange) -> ExportPlan {
         range,
         // Tests change rows and re-export at once: nothing needs to settle.
         settle: chrono::Duration::zero(),
+        scope: SeriesScope::default(),
     }
 }
 

@@ -14,6 +14,7 @@ use pricecast_shared::features::{
 use pricecast_shared::lake::Lake;
 use pricecast_shared::replay::bundled_candles;
 use pricecast_shared::report::{JobReport, Work};
+use pricecast_shared::series::SeriesScope;
 use pricecast_shared::store::{JobStatus, Store};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::lake::{TestS3, etags};
@@ -47,6 +48,7 @@ async fn export(store: &Store, lake: &Lake) {
         intervals: vec![Interval::H1],
         range: ExportRange::Changed,
         settle: chrono::Duration::zero(),
+        scope: SeriesScope::default(),
     };
     let ctx = ExportContext {
         store: store.clone(),
@@ -62,6 +64,7 @@ fn plan() -> FeaturesPlan {
         intervals: vec![Interval::H1],
         spec: FeatureSpec::all(vec![1]),
         full: false,
+        scope: SeriesScope::default(),
     }
 }
 

@@ -12,5 +12,6 @@ mod predict;
 mod registry;
 mod seed_contract;
 mod seed_mlflow;
+mod series;
 mod sync;
 mod train;

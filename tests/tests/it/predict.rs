@@ -16,6 +16,7 @@ use pricecast_shared::domain::{Candle, Interval};
 use pricecast_shared::features::{self, FeatureRow, FeatureSpec};
 use pricecast_shared::lake::{LakeArgs, LakeUrl};
 use pricecast_shared::registry::{ModelRegistry, RegistryArgs};
+use pricecast_shared::report::Work;
 use pricecast_tests::api::{Reply, TestApp, time};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::pipeline::TrainedPipeline;
@@ -640,7 +641,8 @@ async fn champion_swap_under_load_fails_no_request() {
     let retrained = summary
         .items
         .first()
-        .and_then(|item| item.work.as_train())
+        .and_then(|item| item.work.as_ref())
+        .and_then(Work::as_train)
         .expect("a trained series");
     assert_eq!(retrained.version, 2, "{}", summary.detail());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -23,6 +23,7 @@ use pricecast_shared::model::{ANCHOR_FEATURE, LAST_CLOSE_INPUT, ModelKind, Model
 use pricecast_shared::registry::{
     CHAMPION, MlflowRegistry, ModelRegistry, RegistryArgs, RunId, tags,
 };
+use pricecast_shared::series::SeriesScope;
 use pricecast_tests::api::TestApp;
 use pricecast_tests::db::TestDb;
 use pricecast_tests::lake::TestS3;
@@ -143,6 +144,7 @@ fn plan(
         eval_window_rows: EVAL_WINDOW_ROWS,
         registry,
         force_promote: true,
+        scope: SeriesScope::default(),
     }
 }
 

@@ -18,6 +18,7 @@ use pricecast_shared::registry::{
 };
 use pricecast_shared::report::SyncedRows;
 use pricecast_shared::runner;
+use pricecast_shared::series::SeriesScope;
 use pricecast_shared::store::{CandleQuery, JobStatus, Store};
 use pricecast_shared::warehouse::WarehouseConfig;
 use pricecast_tests::db::TestDb;
@@ -40,6 +41,7 @@ fn plan() -> SyncPlan {
         // Tests change rows and sync again at once: nothing needs to settle.
         settle: chrono::Duration::zero(),
         stop_after_staging: false,
+        scope: SeriesScope::default(),
     }
 }
 

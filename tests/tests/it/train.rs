@@ -22,6 +22,7 @@ use pricecast_shared::registry::{
     RunStatus, tags,
 };
 use pricecast_shared::replay::bundled_candles;
+use pricecast_shared::series::SeriesScope;
 use pricecast_shared::store::{JobStatus, Store};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::lake::TestS3;
@@ -161,6 +162,7 @@ fn train_plan(experiment: &str, model: &str) -> TrainPlan {
         eval_window_rows: WINDOW_ROWS,
         registry,
         force_promote: false,
+        scope: SeriesScope::default(),
     }
 }
 
