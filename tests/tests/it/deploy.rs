@@ -139,7 +139,11 @@ fn pod_specs(document: &Value) -> Vec<&Value> {
 #[test]
 fn kubernetes_manifests_validate_and_are_locked_down() {
     let shipped = image_binaries();
-    for dir in ["k8s/base", "k8s/overlays/production"] {
+    for dir in [
+        "k8s/base",
+        "k8s/overlays/production",
+        "k8s/overlays/sharded",
+    ] {
         let rendered = kustomize(dir);
         let manifest = std::env::temp_dir().join(format!(
             "pricecast-{}-{}.yaml",
@@ -214,6 +218,43 @@ fn kubernetes_manifests_validate_and_are_locked_down() {
         }
         assert!(pods >= 3, "{dir}: only {pods} pod templates");
     }
+}
+
+#[test]
+fn the_sharded_overlay_runs_each_shard_as_one_pod_of_an_indexed_job() {
+    let documents = yaml_documents("-", Some(&kustomize("k8s/overlays/sharded")));
+    let mut sharded = BTreeSet::new();
+    for document in documents.iter().filter(|d| d["kind"] == "CronJob") {
+        let name = document["metadata"]["name"].as_str().expect("name");
+        let job = &document["spec"]["jobTemplate"]["spec"];
+        let env = &job["template"]["spec"]["containers"][0]["env"];
+        let shards = env
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == "PRICECAST_SHARDS")
+            .and_then(|e| e["value"].as_str())
+            .map(|v| v.parse::<u64>().expect("PRICECAST_SHARDS is a number"));
+        let Some(shards) = shards else {
+            assert!(
+                job["completionMode"].is_null(),
+                "{name} is indexed but not sharded"
+            );
+            continue;
+        };
+        assert!(shards > 1, "{name}");
+        assert_eq!(job["completionMode"], "Indexed", "{name}");
+        // Every index runs at once, one pod per shard: JOB_COMPLETION_INDEX is 0..shards.
+        assert_eq!(job["completions"].as_u64(), Some(shards), "{name}");
+        assert_eq!(job["parallelism"].as_u64(), Some(shards), "{name}");
+        assert_eq!(document["spec"]["concurrencyPolicy"], "Forbid", "{name}");
+        sharded.insert(name.to_owned());
+    }
+    let expected: BTreeSet<String> = ["collect", "export", "features", "train"]
+        .iter()
+        .map(|job| format!("pricecast-{job}"))
+        .collect();
+    assert_eq!(sharded, expected);
 }
 
 #[test]
