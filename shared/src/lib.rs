@@ -21,6 +21,7 @@ pub mod shard;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+pub mod universe;
 pub mod warehouse;
 
 pub use error::{Error, Result};

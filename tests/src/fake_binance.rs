@@ -27,6 +27,8 @@ use sha2::{Digest, Sha256};
 const WIRE_SCALE: u32 = 8;
 /// Weight of one klines request with limit 1000 (Binance's documented cost).
 const KLINES_WEIGHT: u32 = 2;
+/// Weight of `GET /api/v3/exchangeInfo` without parameters.
+const EXCHANGE_INFO_WEIGHT: u32 = 20;
 /// The real archive's spot files give times in microseconds from this month on.
 const ARCHIVE_MICROSECONDS_FROM: Month = Month {
     year: 2025,
@@ -94,6 +96,24 @@ struct State {
     corrupted: Mutex<HashSet<Month>>,
     /// Archive files downloaded (zips and checksums), by file name.
     archive_downloads: Mutex<Vec<String>>,
+    /// Symbols `exchangeInfo` lists beyond the served ones, with their status (`BREAK`, …).
+    listed: Mutex<HashMap<String, String>>,
+    /// Served symbols `exchangeInfo` leaves out (delisted).
+    unlisted: Mutex<HashSet<String>>,
+    /// Added to every klines answer.
+    latency: Mutex<Duration>,
+    /// Weight allowed per calendar minute; past it, 429 with Retry-After as Binance does.
+    weight_budget: Mutex<Option<WeightBudget>>,
+    /// 429 answers given for going over the weight budget.
+    rate_limited: AtomicU64,
+}
+
+/// A per-minute request-weight budget, counted as Binance counts it.
+#[derive(Clone, Copy, Debug)]
+struct WeightBudget {
+    limit: u32,
+    minute: i64,
+    used: u32,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -126,6 +146,9 @@ impl FakeBinance {
                 state: state.clone(),
             }))
             .push(Router::with_path("api/v3/ping").get(Ping))
+            .push(Router::with_path("api/v3/exchangeInfo").get(ExchangeInfo {
+                state: state.clone(),
+            }))
             .push(
                 Router::with_path("data/spot/monthly/klines/{symbol}/{interval}/{file}").get(
                     ArchiveFile {
@@ -179,6 +202,36 @@ impl FakeBinance {
     /// Sets the used weight reported in `X-MBX-USED-WEIGHT-1m`.
     pub fn set_used_weight(&self, weight: u32) {
         self.state.used_weight.store(weight, Ordering::Relaxed);
+    }
+
+    /// Lists `symbol` in `exchangeInfo` with `status` (e.g. `BREAK`) without serving klines.
+    pub fn list_symbol(&self, symbol: &str, status: &str) {
+        lock(&self.state.listed).insert(symbol.to_owned(), status.to_owned());
+    }
+
+    /// Leaves a served symbol out of `exchangeInfo`, as after a delisting.
+    pub fn delist(&self, symbol: &str) {
+        lock(&self.state.unlisted).insert(symbol.to_owned());
+    }
+
+    /// Adds `latency` to every klines answer, as a real network would.
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.state.latency) = latency;
+    }
+
+    /// Counts request weight per calendar minute, reports it in `X-MBX-USED-WEIGHT-1m`, and
+    /// answers 429 with `Retry-After` (seconds to the next minute) past `limit`.
+    pub fn set_weight_budget(&self, limit: u32) {
+        *lock(&self.state.weight_budget) = Some(WeightBudget {
+            limit,
+            minute: chrono::Utc::now().timestamp() / 60,
+            used: 0,
+        });
+    }
+
+    /// 429 answers given for going over the weight budget.
+    pub fn rate_limited(&self) -> u64 {
+        self.state.rate_limited.load(Ordering::Relaxed)
     }
 
     /// Every klines request received so far.
@@ -262,6 +315,94 @@ struct Klines {
     state: Arc<State>,
 }
 
+/// Charges `weight` to the minute's budget; `Err(retry_after_secs)` when it is spent. Without a
+/// budget, adds it to the reported used weight.
+fn charge(state: &State, weight: u32) -> Result<u32, u64> {
+    let mut budget = lock(&state.weight_budget);
+    let Some(budget) = budget.as_mut() else {
+        return Ok(state.used_weight.fetch_add(weight, Ordering::Relaxed) + weight);
+    };
+    let now = chrono::Utc::now();
+    let minute = now.timestamp() / 60;
+    if minute != budget.minute {
+        budget.minute = minute;
+        budget.used = 0;
+    }
+    budget.used += weight;
+    if budget.used > budget.limit {
+        state.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return Err((60 - now.timestamp() % 60) as u64);
+    }
+    Ok(budget.used)
+}
+
+/// `GET /api/v3/exchangeInfo`: every served symbol as spot `TRADING`, plus the listed ones with
+/// their status, less the delisted, in Binance's shape.
+struct ExchangeInfo {
+    state: Arc<State>,
+}
+
+#[async_trait]
+impl Handler for ExchangeInfo {
+    async fn handle(&self, _: &mut Request, _: &mut Depot, res: &mut Response, _: &mut FlowCtrl) {
+        let used = match charge(&self.state, EXCHANGE_INFO_WEIGHT) {
+            Ok(used) => used,
+            Err(retry_after) => {
+                res.headers_mut().insert(
+                    "retry-after",
+                    retry_after.to_string().parse().expect("header value"),
+                );
+                return binance_error(
+                    res,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    -1003,
+                    "Too much request weight used.",
+                );
+            }
+        };
+        res.headers_mut().insert(
+            "x-mbx-used-weight-1m",
+            used.to_string().parse().expect("header value"),
+        );
+        let unlisted = lock(&self.state.unlisted).clone();
+        let mut symbols: std::collections::BTreeMap<String, String> = lock(&self.state.series)
+            .keys()
+            .map(|(symbol, _)| (symbol.to_string(), "TRADING".to_owned()))
+            .collect();
+        symbols.extend(lock(&self.state.listed).clone());
+        let symbols: Vec<serde_json::Value> = symbols
+            .into_iter()
+            .filter(|(symbol, _)| !unlisted.contains(symbol))
+            .map(|(symbol, status)| {
+                let quote = ["USDT", "BTC", "ETH", "BNB"]
+                    .into_iter()
+                    .find(|q| symbol.ends_with(q) && symbol.len() > q.len())
+                    .unwrap_or("USDT");
+                serde_json::json!({
+                    "symbol": symbol,
+                    "status": status,
+                    "baseAsset": &symbol[..symbol.len() - quote.len()],
+                    "quoteAsset": quote,
+                    "isSpotTradingAllowed": true,
+                    "isMarginTradingAllowed": false,
+                    "permissions": [],
+                    "permissionSets": [["SPOT"]],
+                })
+            })
+            .collect();
+        res.render(Text::Json(
+            serde_json::json!({
+                "timezone": "UTC",
+                "serverTime": chrono::Utc::now().timestamp_millis(),
+                "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
+                "exchangeFilters": [],
+                "symbols": symbols,
+            })
+            .to_string(),
+        ));
+    }
+}
+
 fn binance_error(res: &mut Response, status: StatusCode, code: i32, msg: &str) {
     res.status_code(status);
     res.render(Text::Json(format!(r#"{{"code":{code},"msg":"{msg}"}}"#)));
@@ -270,11 +411,25 @@ fn binance_error(res: &mut Response, status: StatusCode, code: i32, msg: &str) {
 #[async_trait]
 impl Handler for Klines {
     async fn handle(&self, req: &mut Request, _: &mut Depot, res: &mut Response, _: &mut FlowCtrl) {
-        let weight = self
-            .state
-            .used_weight
-            .fetch_add(KLINES_WEIGHT, Ordering::Relaxed)
-            + KLINES_WEIGHT;
+        let latency = *lock(&self.state.latency);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let weight = match charge(&self.state, KLINES_WEIGHT) {
+            Ok(weight) => weight,
+            Err(retry_after) => {
+                res.headers_mut().insert(
+                    "retry-after",
+                    retry_after.to_string().parse().expect("header value"),
+                );
+                return binance_error(
+                    res,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    -1003,
+                    "Too much request weight used.",
+                );
+            }
+        };
         res.headers_mut().insert(
             "x-mbx-used-weight-1m",
             weight.to_string().parse().expect("header value"),
