@@ -28,6 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pricecast_shared::domain::Symbol;
 use pricecast_shared::registry::ModelRegistry;
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 
@@ -120,7 +121,7 @@ pub async fn open(
     let models = Arc::new(ServedModels::new(
         Arc::new(registry),
         args.registry.clone(),
-        args.served_series(),
+        args.served_series(&stored_symbols(&store).await),
     ));
     match tokio::time::timeout(INITIAL_MODEL_LOAD, models.refresh()).await {
         Ok(loaded) => tracing::info!(
@@ -180,4 +181,16 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     start(state, addr, shutdown).await?.wait().await
+}
+
+/// The symbols the database stores, for the patterns of `PRICECAST_SYMBOLS`; none when the
+/// database cannot say yet (the API still starts and serves the named symbols).
+async fn stored_symbols(store: &Store) -> Vec<Symbol> {
+    match store.stored_symbols().await {
+        Ok(symbols) => symbols,
+        Err(e) => {
+            tracing::warn!(error.message = %pricecast_shared::telemetry::error_chain(&e), "cannot list the stored symbols; serving the named ones");
+            Vec::new()
+        }
+    }
 }

@@ -116,10 +116,24 @@ impl ApiArgs {
         (self.max_stale_candles > 0).then_some(self.max_stale_candles)
     }
 
-    /// Every configured symbol and interval.
-    pub fn served_series(&self) -> Vec<(Symbol, Interval)> {
-        self.series
-            .symbols
+    /// Every configured symbol and interval: the named symbols, and those of `stored` that the
+    /// patterns of `PRICECAST_SYMBOLS` select (less `PRICECAST_SYMBOLS_EXCLUDE`).
+    pub fn served_series(&self, stored: &[Symbol]) -> Vec<(Symbol, Interval)> {
+        let mut symbols = self.series.symbol_names();
+        if let Ok(Some(universe)) = self.series.scope().map(|scope| scope.universe) {
+            symbols.retain(|s| !universe.excluded.iter().any(|e| e.matches(s.as_str())));
+            for symbol in stored {
+                let selected = universe
+                    .selectors
+                    .iter()
+                    .any(|s| s.matches(symbol.as_str()))
+                    && !universe.excluded.iter().any(|e| e.matches(symbol.as_str()));
+                if selected && !symbols.contains(symbol) {
+                    symbols.push(symbol.clone());
+                }
+            }
+        }
+        symbols
             .iter()
             .flat_map(|s| self.series.intervals.iter().map(move |i| (s.clone(), *i)))
             .collect()

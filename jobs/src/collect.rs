@@ -18,6 +18,7 @@ use pricecast_shared::series::{SeriesScope, run_series};
 use pricecast_shared::settings::{BinanceArgs, DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::source::KlineSource;
 use pricecast_shared::store::{Gap, Store};
+use pricecast_shared::universe::Resolution;
 use pricecast_shared::{Error, Result};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -97,7 +98,7 @@ impl CollectPlan {
     /// The plan the flags describe.
     pub fn from_args(args: &CollectArgs) -> Result<Self> {
         Ok(Self {
-            symbols: args.series.symbols.clone(),
+            symbols: args.series.symbol_names(),
             intervals: args.series.intervals.clone(),
             since: args.since,
             check_gaps: args.check_gaps,
@@ -170,7 +171,8 @@ pub async fn execute(args: CollectArgs) -> Result<()> {
 /// Runs the job: every series of the plan's shard, [`DEFAULT_CONCURRENCY`] (or the plan's
 /// concurrency) at once; a failing series does not stop the others.
 pub async fn run(ctx: &CollectContext, plan: &CollectPlan) -> Result<JobReport> {
-    let series = plan.scope.series(&plan.symbols, &plan.intervals);
+    let (symbols, resolution) = resolve_symbols(ctx, plan).await?;
+    let series = plan.scope.series(&symbols, &plan.intervals);
     let concurrency = plan.scope.concurrency_or(DEFAULT_CONCURRENCY);
     run_series(
         series,
@@ -183,6 +185,25 @@ pub async fn run(ctx: &CollectContext, plan: &CollectPlan) -> Result<JobReport> 
         },
     )
     .await
+    .map(|report| report.with_resolution(resolution))
+}
+
+/// The symbols this run collects: `PRICECAST_SYMBOLS` resolved against what the source lists
+/// (Binance's spot `exchangeInfo`), once per run. A named symbol the exchange no longer lists
+/// but the database stores is skipped as delisted; one that neither knows is a configuration
+/// error naming it.
+async fn resolve_symbols(
+    ctx: &CollectContext,
+    plan: &CollectPlan,
+) -> Result<(Vec<Symbol>, Option<Resolution>)> {
+    let listed = ctx.source.listed_symbols().await?;
+    let stored = ctx.store.stored_symbols().await?;
+    let (symbols, resolution) = plan.scope.resolve(&plan.symbols, Some(&listed), &stored)?;
+    if let Some(resolution) = resolution.as_ref().filter(|r| !r.delisted.is_empty()) {
+        let names: Vec<&str> = resolution.delisted.iter().map(Symbol::as_str).collect();
+        tracing::warn!(delisted = %names.join(","), "no longer listed by the exchange; skipped");
+    }
+    Ok((symbols, resolution))
 }
 
 /// Collects one series, then checks or repairs its gaps as the plan says.

@@ -157,7 +157,7 @@ impl ExportPlan {
             ExportRange::Changed
         };
         Ok(Self {
-            symbols: args.series.symbols.clone(),
+            symbols: args.series.symbol_names(),
             intervals: args.series.intervals.clone(),
             range,
             settle: WATERMARK_SETTLE,
@@ -234,7 +234,9 @@ pub async fn execute(args: ExportArgs) -> Result<()> {
 /// Runs the job: every series of the plan's shard, [`DEFAULT_CONCURRENCY`] (or the plan's
 /// concurrency) at once; a failing series does not stop the others.
 pub async fn run(ctx: &ExportContext, plan: &ExportPlan) -> Result<JobReport> {
-    let series = plan.scope.series(&plan.symbols, &plan.intervals);
+    let (symbols, resolution) =
+        crate::symbols_for_run(&plan.scope, &plan.symbols, ctx.store.stored_symbols()).await?;
+    let series = plan.scope.series(&symbols, &plan.intervals);
     let concurrency = plan.scope.concurrency_or(DEFAULT_CONCURRENCY);
     run_series(
         series,
@@ -253,6 +255,7 @@ pub async fn run(ctx: &ExportContext, plan: &ExportPlan) -> Result<JobReport> {
         },
     )
     .await
+    .map(|report| report.with_resolution(resolution))
 }
 
 /// Finds the days of a series to rewrite.

@@ -114,7 +114,7 @@ impl FeaturesPlan {
     pub fn from_args(args: &FeaturesArgs) -> Result<Self> {
         let spec = args.targets.spec()?;
         Ok(Self {
-            symbols: args.series.symbols.clone(),
+            symbols: args.series.symbol_names(),
             intervals: args.series.intervals.clone(),
             spec,
             full: args.full,
@@ -165,7 +165,14 @@ pub async fn execute(args: FeaturesArgs) -> Result<()> {
 /// Runs the job: every series of the plan's shard, one per core (or the plan's concurrency)
 /// at once; a failing series does not stop the others.
 pub async fn run(ctx: &FeaturesContext, plan: &FeaturesPlan) -> Result<JobReport> {
-    let series = plan.scope.series(&plan.symbols, &plan.intervals);
+    let (symbols, resolution) = crate::symbols_for_run(
+        &plan.scope,
+        &plan.symbols,
+        ctx.lake
+            .symbols_under(pricecast_shared::lake::candles::CANDLES_DIR),
+    )
+    .await?;
+    let series = plan.scope.series(&symbols, &plan.intervals);
     let concurrency = plan.scope.concurrency_or(cores());
     run_series(
         series,
@@ -183,6 +190,7 @@ pub async fn run(ctx: &FeaturesContext, plan: &FeaturesPlan) -> Result<JobReport
         },
     )
     .await
+    .map(|report| report.with_resolution(resolution))
 }
 
 /// Due days cut into chunks of consecutive days holding at most [`CHUNK_CANDLES`] candles

@@ -16,12 +16,15 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use pricecast_shared::domain::Symbol;
 use pricecast_shared::report::JobReport;
 use pricecast_shared::runner;
+use pricecast_shared::series::{SeriesScope, stored_as_listed};
 use pricecast_shared::settings::{DatabaseArgs, RunArgs};
 use pricecast_shared::shard::Shard;
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 use pricecast_shared::telemetry::error_chain;
+use pricecast_shared::universe::Resolution;
 use pricecast_shared::{Error, Result};
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +71,23 @@ where
             .await
         }
     }
+}
+
+/// The symbols one run of a job after collect works on: the plan's `names`, or the scope's
+/// patterns resolved against the symbols `stored` finds (in the database or the lake) — what
+/// collect stored is what the later jobs follow. `stored` is only awaited when there are
+/// patterns to resolve.
+pub async fn symbols_for_run(
+    scope: &SeriesScope,
+    names: &[Symbol],
+    stored: impl Future<Output = Result<Vec<Symbol>>>,
+) -> Result<(Vec<Symbol>, Option<Resolution>)> {
+    if scope.universe.is_none() {
+        return Ok((names.to_vec(), None));
+    }
+    let stored = stored.await?;
+    let listed = stored_as_listed(&stored);
+    scope.resolve(names, Some(&listed), &stored)
 }
 
 /// Logs a failure once and maps it to the exit code a CronJob understands:

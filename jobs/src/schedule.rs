@@ -216,35 +216,35 @@ impl Plans {
         let scope = series.scope()?;
         Ok(Self {
             collect: CollectPlan {
-                symbols: series.symbols.clone(),
+                symbols: series.symbol_names(),
                 intervals: series.intervals.clone(),
                 since: None,
                 check_gaps: false,
                 repair: false,
-                scope,
+                scope: scope.clone(),
             },
             export: ExportPlan {
-                symbols: series.symbols.clone(),
+                symbols: series.symbol_names(),
                 intervals: series.intervals.clone(),
                 range: ExportRange::Changed,
                 settle: export::WATERMARK_SETTLE,
-                scope,
+                scope: scope.clone(),
             },
             features: FeaturesPlan {
-                symbols: series.symbols.clone(),
+                symbols: series.symbol_names(),
                 intervals: series.intervals.clone(),
                 spec: args.targets.spec()?,
                 full: false,
-                scope,
+                scope: scope.clone(),
             },
             train: TrainPlan::new(series, &args.registry, &args.train)?,
             sync: SyncPlan {
-                symbols: series.symbols.clone(),
+                symbols: series.symbol_names(),
                 intervals: series.intervals.clone(),
                 mode: SyncMode::Push,
                 settle: sync::WATERMARK_SETTLE,
                 stop_after_staging: false,
-                scope,
+                scope: scope.clone(),
             },
         })
     }

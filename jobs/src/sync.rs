@@ -155,7 +155,7 @@ impl SyncPlan {
     /// The plan the flags describe.
     pub fn from_args(args: &SyncArgs) -> Result<Self> {
         Ok(Self {
-            symbols: args.series.symbols.clone(),
+            symbols: args.series.symbol_names(),
             intervals: args.series.intervals.clone(),
             mode: args.mode,
             settle: WATERMARK_SETTLE,

@@ -236,7 +236,7 @@ impl TrainPlan {
         let params = options.model.params();
         params.validate()?;
         Ok(Self {
-            symbols: series.symbols.clone(),
+            symbols: series.symbol_names(),
             intervals: series.intervals.clone(),
             params,
             horizon: options.horizon,
@@ -296,7 +296,14 @@ pub async fn execute(args: TrainArgs) -> Result<()> {
 /// so that its run is the experiment's newest. A failing series does not stop the others;
 /// between series a shutdown keeps those trained and starts no other.
 pub async fn run(ctx: &TrainContext, plan: &TrainPlan) -> Result<JobReport> {
-    let mut series: Vec<(Symbol, Interval)> = training_order(&plan.symbols, &plan.intervals)
+    let (symbols, resolution) = crate::symbols_for_run(
+        &plan.scope,
+        &plan.symbols,
+        ctx.lake
+            .symbols_under(pricecast_shared::features::store::FEATURES_DIR),
+    )
+    .await?;
+    let mut series: Vec<(Symbol, Interval)> = training_order(&symbols, &plan.intervals)
         .into_iter()
         .filter(|(symbol, interval)| plan.scope.shard.is_none_or(|s| s.owns(symbol, *interval)))
         .collect();
@@ -324,6 +331,7 @@ pub async fn run(ctx: &TrainContext, plan: &TrainPlan) -> Result<JobReport> {
         done.extend(work_series(vec![last], 1, &ctx.cancel, train).await);
     }
     done.finish()
+        .map(|report| report.with_resolution(resolution))
 }
 
 /// Every series of `symbols` × `intervals`, symbol by symbol, with the seed app's series

@@ -1,14 +1,20 @@
-//! Binance's public market-data REST API: `GET /api/v3/klines`, with its rate limits honoured.
+//! Binance's public market-data REST API: `GET /api/v3/klines` and `GET /api/v3/exchangeInfo`,
+//! with its rate limits honoured by every clone of a client at once (the concurrent series of a
+//! process share one budget).
 //!
-//! * `X-MBX-USED-WEIGHT-1m` is read on every answer; above [`WEIGHT_SLOWDOWN_FRACTION`] of the
-//!   per-minute budget the client waits for the next minute before sending more.
-//! * 429 waits `Retry-After` and retries; 418 (IP banned) stops with [`Error::Banned`].
+//! * Each request reserves its weight in the current minute before it is sent, and
+//!   `X-MBX-USED-WEIGHT-1m` is read on every answer; past [`WEIGHT_SLOWDOWN_FRACTION`] of the
+//!   per-minute budget every request waits for the next minute.
+//! * 429 pauses every request until `Retry-After` has passed, then retries; 418 (IP banned)
+//!   stops this request and every later one with [`Error::Banned`].
 //! * 5xx, timeouts and connection failures are retried with exponential backoff and jitter,
 //!   within a total time budget; every retry is logged.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
@@ -18,6 +24,7 @@ use url::Url;
 use crate::domain::{Candle, CandleSource, Interval, Symbol};
 use crate::error::{Error, Result};
 use crate::kline;
+use crate::universe::ListedSymbol;
 
 /// Binance returns at most this many klines per request.
 pub const MAX_KLINES_PER_REQUEST: usize = 1000;
@@ -27,6 +34,10 @@ pub const DEFAULT_WEIGHT_LIMIT: u32 = 6000;
 /// clients on the same IP.
 pub const WEIGHT_SLOWDOWN_FRACTION: f64 = 0.8;
 const USED_WEIGHT_HEADER: &str = "x-mbx-used-weight-1m";
+/// Weight of one klines request of up to 1000 candles.
+const KLINES_WEIGHT: u32 = 2;
+/// Weight of `GET /api/v3/exchangeInfo` for every symbol.
+const EXCHANGE_INFO_WEIGHT: u32 = 20;
 
 /// How hard to retry transient failures.
 #[derive(Clone, Debug)]
@@ -67,7 +78,31 @@ pub struct BinanceConfig {
 pub struct BinanceClient {
     http: reqwest::Client,
     config: BinanceConfig,
-    used_weight: Arc<AtomicU32>,
+    limiter: Arc<Mutex<WeightBudget>>,
+}
+
+/// The request weight of the current minute, shared by every clone of a client.
+#[derive(Debug, Default)]
+struct WeightBudget {
+    /// The calendar minute `used` counts (ms since the epoch / 60,000).
+    minute: i64,
+    /// Weight reserved or reported used this minute, whichever is more.
+    used: u32,
+    /// No request is sent before this (a 429's `Retry-After`).
+    paused_until: Option<Instant>,
+    /// Set by a 418: every later request fails at once.
+    banned: Option<Option<Duration>>,
+}
+
+impl WeightBudget {
+    /// Moves to the current minute, starting its count at zero.
+    fn roll(&mut self, now_ms: i64) {
+        let minute = now_ms.div_euclid(60_000);
+        if minute != self.minute {
+            self.minute = minute;
+            self.used = 0;
+        }
+    }
 }
 
 /// One failed attempt, before the retry decision.
@@ -93,7 +128,23 @@ impl BinanceClient {
         Ok(Self {
             http,
             config,
-            used_weight: Arc::new(AtomicU32::new(0)),
+            limiter: Arc::new(Mutex::new(WeightBudget::default())),
+        })
+    }
+
+    /// Every symbol Binance lists for spot trading, with its status (`TRADING`, `BREAK`, …).
+    pub async fn exchange_symbols(&self) -> Result<Vec<ListedSymbol>> {
+        let url = self
+            .config
+            .base_url
+            .join("api/v3/exchangeInfo")
+            .map_err(|e| Error::config(format!("BINANCE_BASE_URL cannot take a path: {e}")))?;
+        let body = self
+            .get_with_retries(url.clone(), EXCHANGE_INFO_WEIGHT)
+            .await?;
+        parse_exchange_info(&body).map_err(|detail| Error::MalformedPage {
+            source_name: url.to_string(),
+            detail,
         })
     }
 
@@ -128,7 +179,7 @@ impl BinanceClient {
                 query.append_pair("endTime", &end.to_string());
             }
         }
-        let body = self.get_with_retries(url).await?;
+        let body = self.get_with_retries(url, KLINES_WEIGHT).await?;
         let candles = kline::parse_page(&body, symbol, interval, CandleSource::Binance.as_str())?;
         kline::validate_page(&candles)?;
         Ok(kline::closed_only(candles, Utc::now()))
@@ -137,14 +188,15 @@ impl BinanceClient {
     /// Downloads `url` (a file of the bulk archive) with the same retries as the REST calls;
     /// `None` when it does not exist (HTTP 404).
     pub async fn download(&self, url: Url) -> Result<Option<bytes::Bytes>> {
-        match self.get_with_retries(url).await {
+        // The bulk archive is a file server, outside the REST weight budget.
+        match self.get_with_retries(url, 0).await {
             Ok(body) => Ok(Some(body)),
             Err(Error::Rejected { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    async fn get_with_retries(&self, url: Url) -> Result<bytes::Bytes> {
+    async fn get_with_retries(&self, url: Url, weight: u32) -> Result<bytes::Bytes> {
         let started = Instant::now();
         let attempts = AtomicU32::new(0);
         let policy = &self.config.retry;
@@ -156,7 +208,7 @@ impl BinanceClient {
             .without_max_times();
         let result = (|| async {
             attempts.fetch_add(1, Ordering::Relaxed);
-            self.get_once(&url).await
+            self.get_once(&url, weight).await
         })
         .retry(backoff)
         .when(|e| matches!(e, Attempt::Transient { .. }))
@@ -190,8 +242,8 @@ impl BinanceClient {
         })
     }
 
-    async fn get_once(&self, url: &Url) -> std::result::Result<bytes::Bytes, Attempt> {
-        self.respect_weight_budget().await;
+    async fn get_once(&self, url: &Url, weight: u32) -> std::result::Result<bytes::Bytes, Attempt> {
+        self.admit(weight).await?;
         let response = self
             .http
             .get(url.clone())
@@ -207,7 +259,9 @@ impl BinanceClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u32>().ok())
         {
-            self.used_weight.store(used, Ordering::Relaxed);
+            let mut budget = self.limiter.lock().await;
+            budget.roll(Utc::now().timestamp_millis());
+            budget.used = budget.used.max(used);
         }
         let status = response.status();
         let retry_after = response
@@ -224,11 +278,20 @@ impl BinanceClient {
         }
         let body = response.text().await.unwrap_or_default();
         match status {
-            StatusCode::IM_A_TEAPOT => Err(Attempt::Fatal(Error::Banned { retry_after })),
-            StatusCode::TOO_MANY_REQUESTS => Err(Attempt::Transient {
-                message: format!("HTTP 429 rate limited: {body}"),
-                retry_after: Some(retry_after.unwrap_or(Duration::from_secs(1))),
-            }),
+            StatusCode::IM_A_TEAPOT => {
+                self.limiter.lock().await.banned = Some(retry_after);
+                Err(Attempt::Fatal(Error::Banned { retry_after }))
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                let until = Instant::now() + wait;
+                let mut budget = self.limiter.lock().await;
+                budget.paused_until = Some(budget.paused_until.map_or(until, |u| u.max(until)));
+                Err(Attempt::Transient {
+                    message: format!("HTTP 429 rate limited: {body}"),
+                    retry_after: Some(wait),
+                })
+            }
             s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
                 Err(Attempt::Transient {
                     message: format!("HTTP {}: {body}", s.as_u16()),
@@ -243,24 +306,49 @@ impl BinanceClient {
         }
     }
 
-    /// Waits for the next minute when the last answer said the weight budget is nearly spent.
-    async fn respect_weight_budget(&self) {
-        let used = self.used_weight.load(Ordering::Relaxed);
-        let Some(wait) = weight_wait(
-            used,
-            self.config.weight_limit,
-            Utc::now().timestamp_millis(),
-        ) else {
-            return;
-        };
-        tracing::warn!(
-            used_weight = used,
-            weight_limit = self.config.weight_limit,
-            wait_ms = wait.as_millis() as u64,
-            "Binance request weight nearly spent, waiting for the next minute"
-        );
-        tokio::time::sleep(wait).await;
-        self.used_weight.store(0, Ordering::Relaxed);
+    /// Waits until a request of `weight` may be sent, and reserves its weight: after a 429's
+    /// pause, and into the next minute once the budget is nearly spent. Fails at once after a
+    /// 418.
+    async fn admit(&self, weight: u32) -> std::result::Result<(), Attempt> {
+        loop {
+            let wait = {
+                let mut budget = self.limiter.lock().await;
+                if let Some(retry_after) = budget.banned {
+                    return Err(Attempt::Fatal(Error::Banned { retry_after }));
+                }
+                let now_ms = Utc::now().timestamp_millis();
+                budget.roll(now_ms);
+                let paused = budget
+                    .paused_until
+                    .and_then(|until| until.checked_duration_since(Instant::now()));
+                match paused {
+                    Some(wait) => Some((wait, budget.used, "Binance asked to wait (429)")),
+                    None if weight == 0 => return Ok(()),
+                    None => {
+                        match weight_wait(budget.used + weight, self.config.weight_limit, now_ms) {
+                            Some(wait) => Some((
+                                wait,
+                                budget.used,
+                                "Binance request weight nearly spent, waiting for the next minute",
+                            )),
+                            None => {
+                                budget.used += weight;
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            };
+            if let Some((wait, used, why)) = wait {
+                tracing::warn!(
+                    used_weight = used,
+                    weight_limit = self.config.weight_limit,
+                    wait_ms = wait.as_millis() as u64,
+                    "{why}"
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
     }
 }
 
@@ -276,6 +364,25 @@ pub fn weight_wait(used: u32, limit: u32, now_ms: i64) -> Option<Duration> {
     const SKEW_MS: i64 = 50;
     let wait_ms = 60_000 - now_ms.rem_euclid(60_000) + SKEW_MS;
     Some(Duration::from_millis(wait_ms as u64))
+}
+
+/// The spot symbols of an `exchangeInfo` answer; symbols Pricecast cannot name are left out.
+fn parse_exchange_info(body: &[u8]) -> std::result::Result<Vec<ListedSymbol>, String> {
+    let info: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("exchangeInfo is not JSON: {e}"))?;
+    let symbols = info["symbols"]
+        .as_array()
+        .ok_or("exchangeInfo has no symbols list")?;
+    Ok(symbols
+        .iter()
+        .filter(|s| s["isSpotTradingAllowed"].as_bool().unwrap_or(true))
+        .filter_map(|s| {
+            Some(ListedSymbol {
+                symbol: s["symbol"].as_str()?.parse().ok()?,
+                status: s["status"].as_str()?.to_owned(),
+            })
+        })
+        .collect())
 }
 
 fn describe_reqwest_error(e: &reqwest::Error) -> String {

@@ -101,6 +101,13 @@ pub struct ReplaySource {
 }
 
 impl ReplaySource {
+    /// The symbols it replays, sorted.
+    pub fn symbols(&self) -> Vec<Symbol> {
+        let mut symbols: Vec<Symbol> = self.history.keys().cloned().collect();
+        symbols.sort();
+        symbols
+    }
+
     /// Loads the bundled history of every bundled symbol.
     pub fn bundled() -> Result<Self> {
         let mut history = HashMap::new();

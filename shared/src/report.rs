@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Interval, Symbol};
 use crate::shard::Shard;
+use crate::universe::Resolution;
 
 /// The report of one run: one item per series (or table) the job worked on, in order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -19,11 +20,20 @@ pub struct JobReport {
     /// The shard of the series the run worked on (`i/n`), when the job is sharded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// How `PRICECAST_SYMBOLS` resolved, when it was resolved against a catalogue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
     /// What was done, item by item.
     pub items: Vec<ItemReport>,
 }
 
 impl JobReport {
+    /// The report, with how its symbols were resolved.
+    pub fn with_resolution(mut self, resolution: Option<Resolution>) -> Self {
+        self.resolution = resolution;
+        self
+    }
+
     /// The report, marked as the work of `shard`.
     pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
         self.shard = shard.filter(|s| s.count > 1);
@@ -101,6 +111,13 @@ impl fmt::Display for JobReport {
                 f.write_str("; ")?;
             }
             write!(f, "{item}")?;
+        }
+        if let Some(resolution) = self.resolution.as_ref().filter(|r| !r.delisted.is_empty()) {
+            let names: Vec<&str> = resolution.delisted.iter().map(Symbol::as_str).collect();
+            if !self.items.is_empty() {
+                f.write_str("; ")?;
+            }
+            write!(f, "delisted, skipped: {}", names.join(", "))?;
         }
         Ok(())
     }

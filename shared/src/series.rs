@@ -10,17 +10,86 @@ use crate::domain::{Interval, Symbol};
 use crate::error::{Error, Result, SeriesFailure, error_chain};
 use crate::report::{ItemReport, JobReport, SeriesKey, Work};
 pub use crate::shard::{MAX_SHARDS, Shard, owner};
+use crate::universe::{ListedSymbol, Resolution, SymbolSelector, TRADING};
 
 /// Most series one process works on at once.
 pub const MAX_CONCURRENCY: usize = 1024;
 
 /// How a job's series are shared out and run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SeriesScope {
     /// This process's shard; every series when absent.
     pub shard: Option<Shard>,
     /// Series worked on at once; the job's default when absent.
     pub concurrency: Option<usize>,
+    /// Patterns and exclusions each run resolves to its symbols; absent when the plan's
+    /// symbols are plain names.
+    pub universe: Option<Universe>,
+}
+
+/// Symbol selectors a run resolves against a catalogue ([`Resolution::resolve`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Universe {
+    /// `PRICECAST_SYMBOLS`.
+    pub selectors: Vec<SymbolSelector>,
+    /// `PRICECAST_SYMBOLS_EXCLUDE`.
+    pub excluded: Vec<SymbolSelector>,
+}
+
+impl SeriesScope {
+    /// The symbols a run works on, and how they were resolved: the patterns of the universe
+    /// against `listed` when there are patterns (or `validate` asks to check plain names too),
+    /// else the plan's `names` as they are.
+    pub fn resolve(
+        &self,
+        names: &[Symbol],
+        listed: Option<&[ListedSymbol]>,
+        stored: &[Symbol],
+    ) -> Result<(Vec<Symbol>, Option<Resolution>)> {
+        let selectors: Vec<SymbolSelector>;
+        let (selectors, excluded) = match &self.universe {
+            Some(universe) => (&universe.selectors[..], &universe.excluded[..]),
+            None => {
+                selectors = names.iter().cloned().map(SymbolSelector::Name).collect();
+                (&selectors[..], &[][..])
+            }
+        };
+        let Some(listed) = listed else {
+            return Ok((names.to_vec(), None));
+        };
+        let resolution = Resolution::resolve(selectors, excluded, listed, stored)?;
+        // Plain names keep the order they were given in; patterns add theirs sorted.
+        let mut symbols: Vec<Symbol> = names
+            .iter()
+            .filter(|n| resolution.symbols.contains(n))
+            .cloned()
+            .collect();
+        for symbol in &resolution.symbols {
+            if !symbols.contains(symbol) {
+                symbols.push(symbol.clone());
+            }
+        }
+        tracing::info!(
+            selected = %resolution.selected,
+            excluded = %resolution.excluded,
+            symbols = symbols.len(),
+            delisted = resolution.delisted.len(),
+            "symbols resolved"
+        );
+        Ok((symbols, Some(resolution)))
+    }
+}
+
+/// The stored series' symbols as a catalogue of trading symbols: jobs after collect follow what
+/// collect stored.
+pub fn stored_as_listed(stored: &[Symbol]) -> Vec<ListedSymbol> {
+    stored
+        .iter()
+        .map(|symbol| ListedSymbol {
+            symbol: symbol.clone(),
+            status: TRADING.to_owned(),
+        })
+        .collect()
 }
 
 impl SeriesScope {

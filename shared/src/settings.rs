@@ -8,7 +8,8 @@
 //! |---|---|---|
 //! | `DATABASE_URL` | `--database-url` | `sqlite://./pricecast-data/pricecast.db` |
 //! | `DATABASE_MAX_CONNECTIONS` | `--database-max-connections` | 8 |
-//! | `PRICECAST_SYMBOLS` | `--symbols` | `BTCUSDT` |
+//! | `PRICECAST_SYMBOLS` | `--symbols` | `BTCUSDT` (names, `*` patterns, `all`) |
+//! | `PRICECAST_SYMBOLS_EXCLUDE` | `--symbols-exclude` | unset |
 //! | `PRICECAST_INTERVALS` | `--intervals` | `1m` |
 //! | `PRICECAST_CONCURRENCY` | `--concurrency` | per job: collect 8, export 2, features and train the cores, sync 1 |
 //! | `PRICECAST_SHARD` | `--shard` | unset: every series (`i/n`: shard `i` of `n`, from 0) |
@@ -41,8 +42,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::Error;
-use crate::series::{MAX_CONCURRENCY, SeriesScope};
+use crate::series::{MAX_CONCURRENCY, SeriesScope, Universe};
 use crate::shard::{MAX_SHARDS, Shard};
+use crate::universe::{SymbolSelector, names, only_names};
 use url::Url;
 
 use crate::binance::{BinanceConfig, DEFAULT_WEIGHT_LIMIT, RetryPolicy};
@@ -159,7 +161,8 @@ pub struct DatabaseArgs {
 /// Which series a job works on.
 #[derive(clap::Args, Clone, Debug)]
 pub struct SeriesArgs {
-    /// Comma-separated Binance symbols.
+    /// Comma-separated Binance symbols and patterns: names (`BTCUSDT`), `*` patterns
+    /// (`*USDT`, `BTC*`) or `all`, resolved against the exchange's trading symbols.
     #[arg(
         long,
         env = "PRICECAST_SYMBOLS",
@@ -168,7 +171,17 @@ pub struct SeriesArgs {
         default_value = "BTCUSDT",
         value_parser = parse_symbol
     )]
-    pub symbols: Vec<Symbol>,
+    pub symbols: Vec<SymbolSelector>,
+
+    /// Comma-separated names or patterns left out of `PRICECAST_SYMBOLS`.
+    #[arg(
+        long,
+        env = "PRICECAST_SYMBOLS_EXCLUDE",
+        value_name = "PRICECAST_SYMBOLS_EXCLUDE",
+        value_delimiter = ',',
+        value_parser = parse_excluded
+    )]
+    pub symbols_exclude: Vec<String>,
 
     /// Comma-separated Binance intervals (1m, 5m, 1h, 1d, …).
     #[arg(
@@ -252,10 +265,26 @@ impl SeriesArgs {
             }
             (given, indexed) => given.or(indexed),
         };
+        let excluded: Vec<SymbolSelector> = self
+            .symbols_exclude
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        let universe = (!only_names(&self.symbols, &excluded)).then(|| Universe {
+            selectors: self.symbols.clone(),
+            excluded,
+        });
         Ok(SeriesScope {
             shard,
             concurrency: self.concurrency,
+            universe,
         })
+    }
+
+    /// The symbols named one by one (patterns and `all` are resolved by each run).
+    pub fn symbol_names(&self) -> Vec<Symbol> {
+        names(&self.symbols)
     }
 }
 
@@ -272,8 +301,18 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
     s.parse().map_err(|e| format!("PRICECAST_SHARD: {e}"))
 }
 
-fn parse_symbol(s: &str) -> Result<Symbol, String> {
+fn parse_symbol(s: &str) -> Result<SymbolSelector, String> {
     s.parse().map_err(|e| format!("PRICECAST_SYMBOLS: {e}"))
+}
+
+/// An exclusion, checked; empty (an empty `PRICECAST_SYMBOLS_EXCLUDE`) excludes nothing.
+fn parse_excluded(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if !s.is_empty() {
+        s.parse::<SymbolSelector>()
+            .map_err(|e| format!("PRICECAST_SYMBOLS_EXCLUDE: {e}"))?;
+    }
+    Ok(s.to_owned())
 }
 
 fn parse_interval(s: &str) -> Result<Interval, String> {
@@ -496,7 +535,7 @@ mod tests {
         ])
         .expect("valid flags");
         assert_eq!(cli.series.symbols.len(), 2);
-        assert_eq!(cli.series.symbols[0].as_str(), "BTCUSDT");
+        assert_eq!(cli.series.symbol_names()[0].as_str(), "BTCUSDT");
         assert_eq!(cli.series.intervals, vec![Interval::M1, Interval::H1]);
         assert_eq!(cli.run.cron.map(|c| c.0), Some("0 */5 * * * *".into()));
         assert_eq!(

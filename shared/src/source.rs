@@ -7,6 +7,7 @@ use crate::domain::{Candle, CandleSource, Interval, Symbol};
 use crate::error::Result;
 use crate::kline;
 use crate::replay::ReplaySource;
+use crate::universe::{ListedSymbol, TRADING};
 
 /// A source of kline pages; both variants go through the same parsing and validation.
 #[derive(Clone, Debug)]
@@ -23,6 +24,22 @@ impl KlineSource {
         match self {
             Self::Binance(_) => CandleSource::Binance.as_str(),
             Self::Replay(_) => CandleSource::Replay.as_str(),
+        }
+    }
+
+    /// The symbols it can serve, with their trading status: Binance's spot `exchangeInfo`, or
+    /// the replayed symbols as trading.
+    pub async fn listed_symbols(&self) -> Result<Vec<ListedSymbol>> {
+        match self {
+            Self::Binance(client) => client.exchange_symbols().await,
+            Self::Replay(replay) => Ok(replay
+                .symbols()
+                .into_iter()
+                .map(|symbol| ListedSymbol {
+                    symbol,
+                    status: TRADING.to_owned(),
+                })
+                .collect()),
         }
     }
 

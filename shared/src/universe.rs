@@ -75,8 +75,7 @@ impl FromStr for SymbolSelector {
         if s.contains('*') {
             let valid = s.len() <= 32
                 && s.bytes().any(|b| b != b'*')
-                && s
-                    .bytes()
+                && s.bytes()
                     .all(|b| b == b'*' || b.is_ascii_uppercase() || b.is_ascii_digit());
             return if valid {
                 Ok(Self::Pattern(s.to_owned()))
@@ -87,7 +86,9 @@ impl FromStr for SymbolSelector {
                 ))
             };
         }
-        s.parse::<Symbol>().map(Self::Name).map_err(|e| e.to_string())
+        s.parse::<Symbol>()
+            .map(Self::Name)
+            .map_err(|e| e.to_string())
     }
 }
 

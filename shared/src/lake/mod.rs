@@ -345,6 +345,28 @@ impl Lake {
         }
     }
 
+    /// The symbols that have a folder under `dir` (`candles`, `features`): `dir/symbol=S/`.
+    pub async fn symbols_under(&self, dir: &str) -> Result<Vec<crate::domain::Symbol>> {
+        let location = self.path(dir);
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&location))
+            .await
+            .map_err(|source| Error::Lake {
+                operation: format!("listing of {location}"),
+                source,
+            })?;
+        let mut symbols: Vec<crate::domain::Symbol> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|prefix| prefix.filename())
+            .filter_map(|name| name.strip_prefix("symbol="))
+            .filter_map(|symbol| symbol.parse().ok())
+            .collect();
+        symbols.sort();
+        Ok(symbols)
+    }
+
     /// An object's bytes, `None` when it does not exist.
     pub async fn get(&self, relative: &str) -> Result<Option<Bytes>> {
         let location = self.path(relative);

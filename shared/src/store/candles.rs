@@ -465,6 +465,24 @@ impl Store {
     /// Every stored series with its size and time range.
     #[tracing::instrument(skip_all)]
     pub async fn series(&self) -> Result<Vec<SeriesSummary>> {
+        self.series_summaries().await
+    }
+
+    /// The symbols with candles stored, sorted.
+    pub async fn stored_symbols(&self) -> Result<Vec<Symbol>> {
+        let mut symbols: Vec<Symbol> = self
+            .series_summaries()
+            .await?
+            .into_iter()
+            .filter_map(|s| s.symbol.parse().ok())
+            .collect();
+        symbols.sort();
+        symbols.dedup();
+        Ok(symbols)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn series_summaries(&self) -> Result<Vec<SeriesSummary>> {
         const SQL: &str = "SELECT symbol, interval, COUNT(*) AS candles, MIN(open_time) AS first, \
              MAX(open_time) AS last FROM candles GROUP BY symbol, interval ORDER BY symbol, interval";
         match self {

@@ -52,6 +52,8 @@ async fn stored_candles(store: &Store, symbol: &str) -> usize {
 async fn a_failing_series_is_reported_and_the_others_are_collected() {
     let fake = FakeBinance::start().await;
     serve(&fake, &["AAAUSDT", "CCCUSDT"]);
+    // Listed, so the run starts, but its klines are refused, as for a symbol being delisted.
+    fake.list_symbol("NOPEUSDT", "TRADING");
     let base = fake.base_url();
     for db in TestDb::both().await {
         let output = run(
@@ -235,4 +237,171 @@ fn a_shard_that_cannot_be_is_a_configuration_error() {
         assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?} {env:?}: {stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patterns_resolve_against_exchange_info_and_unknown_names_stop_the_run() {
+    let fake = FakeBinance::start().await;
+    serve(&fake, &["AAAUSDT", "BBBUSDT", "CCCBTC", "DDDUSDT"]);
+    fake.list_symbol("HALTUSDT", "BREAK");
+    let base = fake.base_url();
+    let db = TestDb::sqlite().await;
+    let env = |symbols: &'static str, exclude: &'static str| {
+        vec![
+            ("DATABASE_URL", db.url.clone()),
+            ("BINANCE_BASE_URL", base.clone()),
+            ("PRICECAST_INTERVALS", "1h".to_owned()),
+            ("PRICECAST_SYMBOLS", symbols.to_owned()),
+            ("PRICECAST_SYMBOLS_EXCLUDE", exclude.to_owned()),
+        ]
+    };
+    let call = |env: Vec<(&str, String)>| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run("pricecast-collect", &[], &env)
+    };
+
+    // *USDT less DDD* (and the bundled pairs the fake also serves), plus a name: the trading
+    // symbols that match, never the halted one.
+    let output = call(env("*USDT,CCCBTC", "DDD*,BTCUSDT,ETHUSDT"));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let runs = db.store.job_runs(Some("collect"), 1).await.expect("runs");
+    let report = report_of(&runs[0]);
+    let resolution = report.resolution.clone().expect("resolution recorded");
+    let resolved: Vec<&str> = resolution.symbols.iter().map(Symbol::as_str).collect();
+    assert_eq!(resolved, ["AAAUSDT", "BBBUSDT", "CCCBTC"]);
+    assert_eq!(resolution.selected, "*USDT,CCCBTC");
+    assert_eq!(resolution.excluded, "DDD*,BTCUSDT,ETHUSDT");
+    assert_eq!(
+        symbols_in(&report),
+        ["AAAUSDT", "BBBUSDT", "CCCBTC"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+    for symbol in ["AAAUSDT", "BBBUSDT", "CCCBTC"] {
+        assert_eq!(stored_candles(&db.store, symbol).await, CANDLES, "{symbol}");
+    }
+    assert_eq!(stored_candles(&db.store, "DDDUSDT").await, 0);
+
+    // A name the exchange does not list (or lists as halted) and the database does not store:
+    // exit 2 before any series, naming both.
+    let output = call(env("AAAUSDT,ZZZUSDT,HALTUSDT", ""));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("PRICECAST_SYMBOLS: ZZZUSDT, HALTUSDT (listed as BREAK) not listed"),
+        "{stderr}"
+    );
+
+    // A stored symbol the exchange has since delisted is skipped and reported, not an error.
+    fake.delist("BBBUSDT");
+    let output = call(env("AAAUSDT,BBBUSDT", ""));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let runs = db.store.job_runs(Some("collect"), 1).await.expect("runs");
+    let report = report_of(&runs[0]);
+    let delisted: Vec<String> = report
+        .resolution
+        .as_ref()
+        .expect("resolution")
+        .delisted
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(delisted, ["BBBUSDT"]);
+    assert!(
+        runs[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.ends_with("delisted, skipped: BBBUSDT")),
+        "{:?}",
+        runs[0].detail
+    );
+    assert_eq!(
+        symbols_in(&report),
+        ["AAAUSDT"].into_iter().map(String::from).collect()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_series_share_one_weight_budget_and_honour_429_together() {
+    let names: Vec<String> = (0..200).map(|i| format!("S{i:03}USDT")).collect();
+    let fake = FakeBinance::start().await;
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    for symbol in &refs {
+        fake.set_series(synthetic_series(symbol, Interval::H1, 4));
+    }
+    // Past 300 weight a minute (150 pages) the fake answers 429 until the next minute, as
+    // Binance does; the client believes the budget is the default 6000.
+    fake.set_weight_budget(300);
+    fake.set_latency(std::time::Duration::from_millis(20));
+    let base = fake.base_url();
+    let db = TestDb::postgres().await;
+    let list = names.join(",");
+    // Start well inside a minute, so that the budget runs out before the minute does.
+    while chrono::Utc::now().timestamp() % 60 >= 55 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let output = run(
+        "pricecast-collect",
+        &[],
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("BINANCE_BASE_URL", base.as_str()),
+            ("PRICECAST_SYMBOLS", list.as_str()),
+            ("PRICECAST_INTERVALS", "1h"),
+            ("PRICECAST_CONCURRENCY", "16"),
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    // Once the first 429 says so, every task waits: only requests already on the wire when
+    // it arrived can meet another 429.
+    let limited = fake.rate_limited();
+    assert!((1..=16).contains(&limited), "{limited} answers of 429");
+    // No request is lost: every series is stored whole.
+    let stored = db.store.series().await.expect("series");
+    assert_eq!(stored.len(), 200);
+    assert!(stored.iter().all(|s| s.candles == 4), "{stored:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_stops_every_series_at_once() {
+    let names: Vec<String> = (0..40).map(|i| format!("B{i:03}USDT")).collect();
+    let fake = FakeBinance::start().await;
+    for symbol in &names {
+        fake.set_series(synthetic_series(symbol, Interval::H1, 4));
+    }
+    fake.push_fault(pricecast_tests::fake_binance::Fault::Banned);
+    let base = fake.base_url();
+    let db = TestDb::sqlite().await;
+    let list = names.join(",");
+    let output = run(
+        "pricecast-collect",
+        &[],
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("BINANCE_BASE_URL", base.as_str()),
+            ("PRICECAST_SYMBOLS", list.as_str()),
+            ("PRICECAST_INTERVALS", "1h"),
+            ("PRICECAST_CONCURRENCY", "1"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    // After the 418 no other klines request goes out.
+    assert_eq!(fake.requests().len(), 1);
+    let runs = db.store.job_runs(Some("collect"), 1).await.expect("runs");
+    let report = report_of(&runs[0]);
+    assert_eq!(report.failed().count(), 40);
+    assert!(
+        report
+            .failed()
+            .all(|item| item.error.as_deref().is_some_and(|e| e.contains("banned"))),
+        "{:?}",
+        report.items.first()
+    );
 }
