@@ -12,7 +12,7 @@ use pricecast_shared::runner::{self, RunOutcome};
 use pricecast_shared::settings::{BinanceArgs, CronSchedule, DatabaseArgs, SeriesArgs};
 use pricecast_shared::shard::Shard;
 use pricecast_shared::store::Store;
-use pricecast_shared::warehouse::WarehouseArgs;
+use pricecast_warehouse::WarehouseArgs;
 use tokio_util::sync::CancellationToken;
 
 use crate::collect::{self, CollectContext, CollectPlan};

@@ -22,6 +22,5 @@ pub mod source;
 pub mod store;
 pub mod telemetry;
 pub mod universe;
-pub mod warehouse;
 
 pub use error::{Error, Result};

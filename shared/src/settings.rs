@@ -27,7 +27,7 @@
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`) are listed in [`crate::lake`].
 //! The warehouse's variables (`DATABRICKS_SERVER_HOSTNAME`, `DATABRICKS_HTTP_PATH`,
 //! `DATABRICKS_ACCESS_TOKEN`, `DATABRICKS_ODBC_DRIVER`, `SYNC_ODBC_CONNECTION_STRING`, `SYNC_DIALECT`,
-//! `SYNC_CATALOG`, `SYNC_SCHEMA`, `SYNC_BATCH_SIZE`) are listed in [`crate::warehouse::config`];
+//! `SYNC_CATALOG`, `SYNC_SCHEMA`, `SYNC_BATCH_SIZE`) are listed in `pricecast_warehouse::config`;
 //! `SYNC_MODE` is the sync job's own.
 //! The model registry's variables (`MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`,
 //! `MLFLOW_TRACKING_TOKEN`, `MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`,
