@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
+use pricecast_shared::domain::{Candle, CandleSource, Interval, Symbol};
+use pricecast_shared::{Error, Result};
 use reqwest::StatusCode;
 use url::Url;
 
-use crate::domain::{Candle, CandleSource, Interval, Symbol};
-use crate::error::{Error, Result};
 use crate::kline;
 
 /// Binance returns at most this many klines per request.
