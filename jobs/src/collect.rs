@@ -10,13 +10,14 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use indicatif::ProgressBar;
-use pricecast_shared::archive::{BulkArchive, Month};
-use pricecast_shared::binance::{BinanceClient, MAX_KLINES_PER_REQUEST};
+use pricecast_binance::BinanceArgs;
+use pricecast_binance::archive::{BulkArchive, Month};
+use pricecast_binance::client::{BinanceClient, MAX_KLINES_PER_REQUEST};
+use pricecast_binance::source::KlineSource;
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::report::{CollectWork, GapCounts, JobReport, Work};
 use pricecast_shared::series::{SeriesScope, run_series};
-use pricecast_shared::settings::{BinanceArgs, DatabaseArgs, RunArgs, SeriesArgs};
-use pricecast_shared::source::KlineSource;
+use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::store::{Gap, Store};
 use pricecast_shared::universe::Resolution;
 use pricecast_shared::{Error, Result};

@@ -11,16 +11,16 @@ use std::sync::Arc;
 
 use pricecast_api::AppState;
 use pricecast_api::served_models::ServedModels;
+use pricecast_binance::replay::{BUNDLED_INTERVAL, BUNDLED_SYMBOLS, ReplaySource};
+use pricecast_binance::source::KlineSource;
 use pricecast_shared::Result;
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::features::FeatureSpec;
 use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
 use pricecast_shared::model::ModelParams;
 use pricecast_shared::registry::{LocalRegistry, ModelRegistry, RegistryArgs};
-use pricecast_shared::replay::{BUNDLED_INTERVAL, BUNDLED_SYMBOLS, ReplaySource};
 use pricecast_shared::runner::{self, RunOutcome};
 use pricecast_shared::series::SeriesScope;
-use pricecast_shared::source::KlineSource;
 use pricecast_shared::store::{AccessMode, Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
 

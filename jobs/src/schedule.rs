@@ -5,14 +5,15 @@
 
 use std::sync::Arc;
 
+use pricecast_binance::BinanceArgs;
 use pricecast_shared::Result;
 use pricecast_shared::lake::{Lake, LakeArgs};
 use pricecast_shared::registry::{ModelRegistry, RegistryArgs};
 use pricecast_shared::runner::{self, RunOutcome};
-use pricecast_shared::settings::{BinanceArgs, CronSchedule, DatabaseArgs, SeriesArgs};
+use pricecast_shared::settings::{CronSchedule, DatabaseArgs, SeriesArgs};
 use pricecast_shared::shard::Shard;
 use pricecast_shared::store::Store;
-use pricecast_shared::warehouse::WarehouseArgs;
+use pricecast_warehouse::WarehouseArgs;
 use tokio_util::sync::CancellationToken;
 
 use crate::collect::{self, CollectContext, CollectPlan};

@@ -28,7 +28,7 @@ use pricecast_shared::report::JobReport;
 use pricecast_shared::series::SeriesScope;
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::store::Store;
-use pricecast_shared::warehouse::{WarehouseArgs, WarehouseConfig};
+use pricecast_warehouse::{WarehouseArgs, WarehouseConfig};
 use tokio_util::sync::CancellationToken;
 
 pub use candles::CANDLES_WATERMARK;

@@ -192,38 +192,11 @@ pub enum Error {
         reason: String,
     },
 
-    /// The warehouse (Databricks SQL or another ODBC data source) refused or failed an
-    /// operation. Never holds a password or token: connection strings are redacted.
-    #[error("warehouse {operation} failed: {message}")]
-    Warehouse {
-        /// What was being done, and where.
-        operation: String,
-        /// The driver's diagnostics, scrubbed of secrets. A string, not the ODBC error: while
-        /// connecting, the driver may echo the connection string and so the password.
-        message: String,
-    },
-
-    /// A statement on an open warehouse connection failed (the connection string, and so any
-    /// secret, is no part of a statement's diagnostics).
-    #[error("warehouse {operation} failed")]
-    Odbc {
-        /// The statement (abbreviated) and the redacted target.
-        operation: String,
-        /// The driver's error.
-        #[source]
-        source: odbc_api::Error,
-    },
-
-    /// An existing warehouse table lacks columns the sync writes: schemas never drift silently.
-    #[error(
-        "warehouse table {table} has no column(s) {missing}; add them (ALTER TABLE … ADD COLUMN) or drop the table so sync recreates it"
-    )]
-    WarehouseSchema {
-        /// The table's qualified name.
-        table: String,
-        /// The missing columns, comma-separated.
-        missing: String,
-    },
+    /// The warehouse failed: `pricecast-warehouse`'s error, read and printed as it is (its own
+    /// source, the driver's error, stays in the chain). Kept boxed so that this library, and so
+    /// the API, never builds or links ODBC.
+    #[error(transparent)]
+    Warehouse(Box<dyn std::error::Error + Send + Sync + 'static>),
 
     /// The model registry (MLflow or the local one in the lake) cannot do what was asked.
     #[error("model registry: {operation} failed: {message}")]

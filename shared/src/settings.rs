@@ -14,21 +14,18 @@
 //! | `PRICECAST_CONCURRENCY` | `--concurrency` | per job: collect 8, export 2, features and train the cores, sync 1 |
 //! | `PRICECAST_SHARD` | `--shard` | unset: every series (`i/n`: shard `i` of `n`, from 0) |
 //! | `PRICECAST_SHARDS` + `JOB_COMPLETION_INDEX` | | unset; `n` and an Indexed Job's pod index, as `--shard index/n` |
-//! | `BINANCE_BASE_URL` | `--binance-base-url` | `https://data-api.binance.vision` |
-//! | `BINANCE_ARCHIVE_URL` | `--binance-archive-url` | unset (backfills use the REST API only) |
-//! | `BINANCE_REQUEST_TIMEOUT_SECS` | `--binance-request-timeout-secs` | 10 |
-//! | `BINANCE_RETRY_BUDGET_SECS` | `--binance-retry-budget-secs` | 120 |
-//! | `BINANCE_WEIGHT_LIMIT` | `--binance-weight-limit` | 6000 |
 //! | `PRICECAST_CRON` | `--cron` | unset: run once |
 //! | `PRICECAST_NO_MIGRATE` | `--no-migrate` | false |
 //! | `PRICECAST_LOG_FORMAT` | `--log-format` | `auto`: JSON unless stdout is a terminal |
 //! | `RUST_LOG` | | `info` |
 //!
+//! Binance's variables (`BINANCE_BASE_URL`, `BINANCE_ARCHIVE_URL`, `BINANCE_REQUEST_TIMEOUT_SECS`,
+//! `BINANCE_RETRY_BUDGET_SECS`, `BINANCE_WEIGHT_LIMIT`) are listed in `pricecast_binance::config`.
 //! The lake's variables (`LAKE_URL`, `AWS_ENDPOINT_URL`, `MLFLOW_S3_ENDPOINT_URL`,
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`) are listed in [`crate::lake`].
 //! The warehouse's variables (`DATABRICKS_SERVER_HOSTNAME`, `DATABRICKS_HTTP_PATH`,
 //! `DATABRICKS_ACCESS_TOKEN`, `DATABRICKS_ODBC_DRIVER`, `SYNC_ODBC_CONNECTION_STRING`, `SYNC_DIALECT`,
-//! `SYNC_CATALOG`, `SYNC_SCHEMA`, `SYNC_BATCH_SIZE`) are listed in [`crate::warehouse::config`];
+//! `SYNC_CATALOG`, `SYNC_SCHEMA`, `SYNC_BATCH_SIZE`) are listed in `pricecast_warehouse::config`;
 //! `SYNC_MODE` is the sync job's own.
 //! The model registry's variables (`MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`,
 //! `MLFLOW_TRACKING_TOKEN`, `MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`,
@@ -37,7 +34,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -47,13 +43,10 @@ use crate::shard::{MAX_SHARDS, Shard};
 use crate::universe::{SymbolSelector, names, only_names};
 use url::Url;
 
-use crate::binance::{BinanceConfig, DEFAULT_WEIGHT_LIMIT, RetryPolicy};
 use crate::domain::{Interval, Symbol};
 
 /// The embedded default database.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./pricecast-data/pricecast.db";
-/// Binance's public market-data-only REST host.
-pub const DEFAULT_BINANCE_BASE_URL: &str = "https://data-api.binance.vision";
 
 /// Reads `.env` from the working directory when present; real environment variables win.
 pub fn load_dotenv() {
@@ -369,82 +362,8 @@ fn parse_cron(s: &str) -> Result<CronSchedule, String> {
     s.parse()
 }
 
-/// Binance connection settings.
-#[derive(clap::Args, Clone, Debug)]
-pub struct BinanceArgs {
-    /// Binance REST base URL (market data needs no key).
-    #[arg(
-        long,
-        env = "BINANCE_BASE_URL",
-        value_name = "BINANCE_BASE_URL",
-        default_value = DEFAULT_BINANCE_BASE_URL,
-        value_parser = parse_http_url("BINANCE_BASE_URL")
-    )]
-    pub binance_base_url: Url,
-
-    /// Binance's bulk archive (`https://data.binance.vision`): when set, a backfill of at least
-    /// 10,000 candles takes the months before the current one from its monthly files (one
-    /// download a month, checked against its SHA-256) and the REST API only the rest.
-    #[arg(
-        long,
-        env = "BINANCE_ARCHIVE_URL",
-        value_name = "BINANCE_ARCHIVE_URL",
-        value_parser = parse_http_url("BINANCE_ARCHIVE_URL")
-    )]
-    pub binance_archive_url: Option<Url>,
-
-    /// Timeout of one Binance request, in seconds.
-    #[arg(
-        long,
-        env = "BINANCE_REQUEST_TIMEOUT_SECS",
-        value_name = "BINANCE_REQUEST_TIMEOUT_SECS",
-        default_value_t = 10,
-        value_parser = clap::value_parser!(u64).range(1..=600)
-    )]
-    pub binance_request_timeout_secs: u64,
-
-    /// Total time spent waiting between retries of one request before giving up, in seconds.
-    #[arg(
-        long,
-        env = "BINANCE_RETRY_BUDGET_SECS",
-        value_name = "BINANCE_RETRY_BUDGET_SECS",
-        default_value_t = 120,
-        value_parser = clap::value_parser!(u64).range(0..=3600)
-    )]
-    pub binance_retry_budget_secs: u64,
-
-    /// Request-weight budget per minute (Binance's limit for this IP).
-    #[arg(
-        long,
-        env = "BINANCE_WEIGHT_LIMIT",
-        value_name = "BINANCE_WEIGHT_LIMIT",
-        default_value_t = DEFAULT_WEIGHT_LIMIT,
-        value_parser = clap::value_parser!(u32).range(10..)
-    )]
-    pub binance_weight_limit: u32,
-}
-
-impl BinanceArgs {
-    /// The client configuration these settings describe.
-    pub fn config(&self) -> BinanceConfig {
-        let budget = Duration::from_secs(self.binance_retry_budget_secs);
-        BinanceConfig {
-            base_url: with_trailing_slash(self.binance_base_url.clone()),
-            request_timeout: Duration::from_secs(self.binance_request_timeout_secs),
-            retry: RetryPolicy {
-                max_total_delay: budget,
-                max_delay: RetryPolicy::default()
-                    .max_delay
-                    .min(budget.max(Duration::from_millis(1))),
-                ..RetryPolicy::default()
-            },
-            weight_limit: self.binance_weight_limit,
-        }
-    }
-}
-
 /// `Url::join` replaces the last segment unless the base ends in `/`.
-pub(crate) fn with_trailing_slash(mut url: Url) -> Url {
+pub fn with_trailing_slash(mut url: Url) -> Url {
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
         url.set_path(&path);
@@ -453,9 +372,7 @@ pub(crate) fn with_trailing_slash(mut url: Url) -> Url {
 }
 
 /// A clap value parser for an http(s) URL whose errors name `variable`.
-pub(crate) fn parse_http_url(
-    variable: &'static str,
-) -> impl Fn(&str) -> Result<Url, String> + Clone {
+pub fn parse_http_url(variable: &'static str) -> impl Fn(&str) -> Result<Url, String> + Clone {
     move |s: &str| {
         let url = Url::parse(s).map_err(|e| format!("{variable}: {s:?} is not a URL ({e})"))?;
         if matches!(url.scheme(), "http" | "https") {
@@ -507,8 +424,6 @@ mod tests {
         series: SeriesArgs,
         #[command(flatten)]
         run: RunArgs,
-        #[command(flatten)]
-        binance: BinanceArgs,
     }
 
     #[test]
@@ -538,10 +453,6 @@ mod tests {
         assert_eq!(cli.series.symbol_names()[0].as_str(), "BTCUSDT");
         assert_eq!(cli.series.intervals, vec![Interval::M1, Interval::H1]);
         assert_eq!(cli.run.cron.map(|c| c.0), Some("0 */5 * * * *".into()));
-        assert_eq!(
-            cli.binance.config().base_url.as_str(),
-            "https://data-api.binance.vision/"
-        );
     }
 
     #[test]
@@ -551,14 +462,6 @@ mod tests {
             (vec!["job", "--intervals", "7m"], "PRICECAST_INTERVALS"),
             (vec!["job", "--cron", "every minute"], "PRICECAST_CRON"),
             (vec!["job", "--database-url", "mysql://x"], "DATABASE_URL"),
-            (
-                vec!["job", "--binance-base-url", "ftp://x"],
-                "BINANCE_BASE_URL",
-            ),
-            (
-                vec!["job", "--binance-archive-url", "s3://bucket"],
-                "BINANCE_ARCHIVE_URL",
-            ),
         ];
         for (args, variable) in cases {
             let err = Cli::try_parse_from(args).expect_err(variable).to_string();

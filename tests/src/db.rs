@@ -2,9 +2,10 @@
 //! started (or found), or a new SQLite file in a temporary folder.
 
 use chrono::{DateTime, Utc};
+use pricecast_binance::replay;
 use pricecast_shared::domain::Interval;
 use pricecast_shared::store::{AccessMode, CandleQuery, Store, StoreOptions};
-use pricecast_shared::{domain::Candle, domain::Symbol, replay};
+use pricecast_shared::{domain::Candle, domain::Symbol};
 use rust_decimal::Decimal;
 use sqlx::Row;
 

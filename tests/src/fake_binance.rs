@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pricecast_shared::archive::Month;
+use pricecast_binance::archive::Month;
+use pricecast_binance::{kline, replay};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
-use pricecast_shared::{kline, replay};
 use rust_decimal::Decimal;
 use salvo::conn::TcpListener;
 use salvo::http::StatusCode;

@@ -2,8 +2,8 @@
 //! the PostgreSQL ODBC driver, standing in for a Databricks SQL warehouse (PostgreSQL 15 has
 //! MERGE, so the same staging + MERGE path runs).
 
-use pricecast_shared::warehouse::config::DEFAULT_BATCH_SIZE;
-use pricecast_shared::warehouse::{Dialect, Namespace, OdbcConnectionString, WarehouseConfig};
+use pricecast_warehouse::config::DEFAULT_BATCH_SIZE;
+use pricecast_warehouse::{Dialect, Namespace, OdbcConnectionString, WarehouseConfig};
 
 use crate::db::{PG_URL_VARIABLE, TEST_DB_PREFIX};
 

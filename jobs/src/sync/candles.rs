@@ -14,7 +14,7 @@ use futures::stream::BoxStream;
 use pricecast_shared::Result;
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::store::{ChangedCandle, Store};
-use pricecast_shared::warehouse::{ColumnSpec, ColumnType, ColumnValues, RowBatch, TableSpec};
+use pricecast_warehouse::{ColumnSpec, ColumnType, ColumnValues, RowBatch, TableSpec};
 
 use super::SyncMode;
 use super::copy_into::copy_into_series;

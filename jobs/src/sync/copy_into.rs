@@ -11,9 +11,9 @@ use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::lake::candles::series_dir;
 use pricecast_shared::lake::manifest::SeriesManifest;
 use pricecast_shared::store::ChangeFilter;
-use pricecast_shared::warehouse::dialect::copy_into_staging;
-use pricecast_shared::warehouse::{Dialect, Namespace, TableSpec};
 use pricecast_shared::{Error, Result};
+use pricecast_warehouse::dialect::copy_into_staging;
+use pricecast_warehouse::{Dialect, Namespace, TableSpec};
 
 use super::pipeline::{Pipeline, SeriesReport};
 

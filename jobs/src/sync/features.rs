@@ -27,8 +27,10 @@ use pricecast_shared::features::store::{
     FeaturePartition, decode_features, input_reach, read_feature_files,
 };
 use pricecast_shared::lake::Lake;
-use pricecast_shared::warehouse::{ColumnSpec, ColumnType, ColumnValues, RowBatch, TableSpec};
 use pricecast_shared::{Error, Result};
+use pricecast_warehouse::{
+    ColumnSpec, ColumnType, ColumnValues, Error as WarehouseError, RowBatch, TableSpec,
+};
 
 use super::pipeline::{
     ChangeRequest, ChangedRows, Pipeline, SeriesReport, SeriesWatermark, SyncSource, SyncTable,
@@ -81,7 +83,7 @@ pub fn features_table(manifest: &FeatureManifest) -> TableSpec {
 /// write (a feature dropped since the table was created); [`Warehouse::prepare_table`] already
 /// reports the ones it lacks.
 ///
-/// [`Warehouse::prepare_table`]: pricecast_shared::warehouse::Warehouse::prepare_table
+/// [`Warehouse::prepare_table`]: pricecast_warehouse::Warehouse::prepare_table
 pub fn check_columns(spec: &TableSpec, table: &str, existing: &[String]) -> Result<()> {
     let extra: Vec<&str> = existing
         .iter()
@@ -91,13 +93,14 @@ pub fn check_columns(spec: &TableSpec, table: &str, existing: &[String]) -> Resu
     if extra.is_empty() {
         return Ok(());
     }
-    Err(Error::Warehouse {
+    Err(WarehouseError::Failed {
         operation: format!("checking the columns of {table}"),
         message: format!(
             "it has column(s) {} that the feature definition does not write (the feature set changed); drop the table so sync recreates it, or rebuild the features with the table's definition",
             extra.join(", ")
         ),
-    })
+    }
+    .into())
 }
 
 /// The days to send, oldest first: every day when nothing was sent yet, else the days from the

@@ -10,7 +10,7 @@
 //! runs' MERGE commits; a crash before re-lists the same runs, and re-merging them changes
 //! nothing.
 //!
-//! [`Warehouse::newest_millis`]: pricecast_shared::warehouse::Warehouse::newest_millis
+//! [`Warehouse::newest_millis`]: pricecast_warehouse::Warehouse::newest_millis
 //!
 //! A run still running has no end time and is left for a later sync. A run whose end time moves
 //! (it is ended again after more metrics were logged) is listed again and its rows updated.
@@ -22,8 +22,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::registry::{ExperimentId, ModelRegistry, Run, RunSearch, tags};
-use pricecast_shared::warehouse::{ColumnSpec, ColumnType, ColumnValues, RowBatch, TableSpec};
 use pricecast_shared::{Error, Result};
+use pricecast_warehouse::{ColumnSpec, ColumnType, ColumnValues, RowBatch, TableSpec};
 
 use super::pipeline::{ChangeRequest, ChangedRows, Pipeline, SyncSource, SyncTable};
 use super::summary::RunSummary;

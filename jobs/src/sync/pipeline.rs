@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use pricecast_shared::domain::{Interval, Symbol};
-use pricecast_shared::warehouse::{RowBatch, TableSpec, Warehouse};
 use pricecast_shared::{Error, Result};
+use pricecast_warehouse::{Error as WarehouseError, RowBatch, TableSpec, Warehouse};
 use tokio::sync::mpsc;
 
 use super::{SyncContext, SyncPlan};
@@ -107,7 +107,7 @@ impl<'a> Pipeline<'a> {
     /// Connects to the warehouse.
     pub async fn connect(ctx: &'a SyncContext, plan: &'a SyncPlan) -> Result<Self> {
         let config = ctx.warehouse.clone();
-        let warehouse = blocking_task(move || Warehouse::connect(&config)).await?;
+        let warehouse = blocking_task(move || Ok(Warehouse::connect(&config)?)).await?;
         Ok(Self {
             ctx,
             plan,
@@ -116,9 +116,9 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Runs `work` on the warehouse connection, on a blocking thread (ODBC calls block).
-    pub async fn on_warehouse<T: Send + 'static>(
+    pub async fn on_warehouse<T: Send + 'static, E: Into<Error>>(
         &self,
-        work: impl FnOnce(&Warehouse) -> Result<T> + Send + 'static,
+        work: impl FnOnce(&Warehouse) -> Result<T, E> + Send + 'static,
     ) -> Result<T> {
         on_warehouse(&self.warehouse, work).await
     }
@@ -174,10 +174,11 @@ impl<'a> Pipeline<'a> {
         };
         drop((tx, changes));
         let loaded = loader.await.unwrap_or_else(|e| {
-            Err(Error::Warehouse {
+            Err(WarehouseError::Failed {
                 operation: "sync".into(),
                 message: format!("the loader stopped: {e}"),
-            })
+            }
+            .into())
         });
         let rows = loaded?;
         read?;
@@ -203,25 +204,26 @@ pub(super) async fn blocking_task<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-        Err(Error::Warehouse {
+        Err(WarehouseError::Failed {
             operation: "sync".into(),
             message: format!("the warehouse worker stopped: {e}"),
-        })
+        }
+        .into())
     })
 }
 
 /// Runs `work` on the warehouse connection, on a blocking thread.
-async fn on_warehouse<T: Send + 'static>(
+async fn on_warehouse<T: Send + 'static, E: Into<Error>>(
     warehouse: &SharedWarehouse,
-    work: impl FnOnce(&Warehouse) -> Result<T> + Send + 'static,
+    work: impl FnOnce(&Warehouse) -> Result<T, E> + Send + 'static,
 ) -> Result<T> {
     let warehouse = warehouse.clone();
     blocking_task(move || {
-        let guard = warehouse.lock().map_err(|_| Error::Warehouse {
+        let guard = warehouse.lock().map_err(|_| WarehouseError::Failed {
             operation: "sync".into(),
             message: "an earlier warehouse operation panicked".into(),
         })?;
-        work(&guard)
+        work(&guard).map_err(Into::into)
     })
     .await
 }
@@ -251,10 +253,11 @@ async fn load_batches(
                 "batch staged"
             );
             if stop_after_staging {
-                return Err(Error::Warehouse {
+                return Err(WarehouseError::Failed {
                     operation: format!("sync of {}", table.name),
                     message: "stopped between staging and MERGE by the test hook".into(),
-                });
+                }
+                .into());
             }
             if merge_now {
                 merge_staged(w, &table)

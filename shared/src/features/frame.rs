@@ -442,22 +442,44 @@ mod tests {
     use super::*;
     use crate::features::seed::seed_features;
     use crate::features::spec::{PRICE_FEATURE_NAMES, SEED_FEATURE_NAMES};
-    use crate::replay::bundled_candles;
     use chrono::TimeZone;
 
-    /// 120 real BTCUSDT hourly candles from 2023-03-22 00:00 UTC, around the real gap
-    /// (no 13:00 candle on 2023-03-24).
+    /// The 120 real BTCUSDT hourly candles of the bundled history from 2023-03-22 00:00 UTC,
+    /// around the real gap (no 13:00 candle on 2023-03-24).
+    const REAL_SLICE: &str = include_str!("../../testdata/btcusdt_1h_2023-03-22.csv");
+
     fn real_slice() -> Vec<Candle> {
-        let candles = bundled_candles(&"BTCUSDT".parse().expect("symbol")).expect("bundled");
-        let start = Utc
-            .with_ymd_and_hms(2023, 3, 22, 0, 0, 0)
-            .single()
-            .expect("time");
-        let first = candles
-            .iter()
-            .position(|c| c.open_time == start)
-            .expect("start");
-        candles[first..first + 120].to_vec()
+        let symbol: crate::domain::Symbol = "BTCUSDT".parse().expect("symbol");
+        REAL_SLICE
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                let decimal =
+                    |i: usize| -> rust_decimal::Decimal { fields[i].parse().expect("decimal") };
+                let open_time =
+                    chrono::NaiveDateTime::parse_from_str(fields[0], "%Y-%m-%d %H:%M:%S")
+                        .expect("date")
+                        .and_utc();
+                Candle {
+                    symbol: symbol.clone(),
+                    interval: Interval::H1,
+                    open_time,
+                    open: decimal(1),
+                    high: decimal(2),
+                    low: decimal(3),
+                    close: decimal(4),
+                    volume: decimal(5),
+                    quote_volume: None,
+                    trades: None,
+                    taker_buy_base: None,
+                    taker_buy_quote: None,
+                    close_time: open_time + chrono::Duration::hours(1)
+                        - chrono::Duration::milliseconds(1),
+                    source: "replay".to_owned(),
+                }
+            })
+            .collect()
     }
 
     fn frame(candles: &[Candle], spec: &FeatureSpec) -> DataFrame {

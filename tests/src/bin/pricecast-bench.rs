@@ -1002,7 +1002,7 @@ async fn sync_synthetic(candles: usize) -> Result<()> {
     println!("|---|---|---|---|---|");
     println!(
         "| sync PostgreSQL → ODBC PostgreSQL warehouse (1m, batches of {}) | {candles} | {:.2} s | {:.0} | {:.0} MB |",
-        pricecast_shared::warehouse::config::DEFAULT_BATCH_SIZE,
+        pricecast_warehouse::config::DEFAULT_BATCH_SIZE,
         run.wall.as_secs_f64(),
         candles as f64 / run.wall.as_secs_f64(),
         run.peak_rss_mb

@@ -1,7 +1,9 @@
-//! The job binaries as a CronJob runs them: exit codes, logs, locks and SIGTERM.
+//! The job binaries as a CronJob runs them: exit codes, logs, locks and SIGTERM; and what the
+//! binaries link.
 //! (`tests/run.sh` builds the binaries before the tests.)
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -382,4 +384,60 @@ fn binaries_need_no_system_library_beyond_the_c_runtime() {
             );
         }
     }
+}
+
+/// The function every ODBC client calls first, so a binary with the driver manager built in
+/// holds its name.
+const ODBC_MARKER: &str = "SQLAllocHandle";
+
+/// Crates the API never uses, so never builds: the ODBC stack and the warehouse and Binance
+/// crates above it.
+const NOT_IN_THE_API: [&str; 5] = [
+    "odbc-api",
+    "odbc-sys",
+    "unix-odbc",
+    "pricecast-warehouse",
+    "pricecast-binance",
+];
+
+/// The names of the crates `package` builds for its normal (not dev or build) dependencies.
+fn normal_dependencies(package: &str) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["tree", "--offline", "-e", "normal", "--prefix", "none"])
+        .args(["--format", "{p}", "-p", package])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("cargo tree");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_api_neither_builds_nor_links_odbc() {
+    let dependencies = normal_dependencies("pricecast-api");
+    assert!(
+        dependencies.contains("pricecast-shared"),
+        "{dependencies:?}"
+    );
+    for package in NOT_IN_THE_API {
+        assert!(
+            !dependencies.contains(package),
+            "pricecast-api depends on {package}: {dependencies:?}"
+        );
+    }
+    let holds_marker = |name: &str| {
+        let bytes = std::fs::read(binary(name)).expect("read the binary");
+        String::from_utf8_lossy(&bytes).contains(ODBC_MARKER)
+    };
+    // The marker is found where the driver manager is, so its absence below means something.
+    assert!(
+        holds_marker("pricecast-sync"),
+        "no {ODBC_MARKER} in pricecast-sync"
+    );
+    assert!(!holds_marker("pricecast-api"), "pricecast-api links ODBC");
 }

@@ -4,15 +4,15 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
+use pricecast_binance::archive::{BulkArchive, Month};
+use pricecast_binance::client::{BinanceClient, BinanceConfig, RetryPolicy};
+use pricecast_binance::source::KlineSource;
 use pricecast_jobs::collect::{self, CollectContext, CollectPlan};
 use pricecast_shared::Error;
-use pricecast_shared::archive::{BulkArchive, Month};
-use pricecast_shared::binance::{BinanceClient, BinanceConfig, RetryPolicy};
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::report::{GapCounts, JobReport, Work};
 use pricecast_shared::runner::{self, RunOutcome};
 use pricecast_shared::series::SeriesScope;
-use pricecast_shared::source::KlineSource;
 use pricecast_shared::store::{CandleQuery, JobStatus, Store};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::{FakeBinance, Fault, synthetic_series};

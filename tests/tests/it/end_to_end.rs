@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use pricecast_binance::replay::bundled_candles;
 use pricecast_shared::champion::{RegisteredModel, metric};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::features::{FeatureSpec, feature_rows, read_feature_frame};
 use pricecast_shared::lake::Lake;
 use pricecast_shared::registry::promotion::{TAG_CHAMPION_MAE, TAG_DECISION, TAG_NEW_MAE};
 use pricecast_shared::registry::{CHALLENGER, CHAMPION, ModelRegistry, RegistryArgs};
-use pricecast_shared::replay::bundled_candles;
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::{FakeBinance, as_exchange_candle};
 use pricecast_tests::lake::TestS3;

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, TimeZone, Utc};
+use pricecast_binance::replay::bundled_candles;
 use pricecast_jobs::export::{self, ExportContext, ExportPlan, ExportRange};
 use pricecast_jobs::features::{self, FeaturesContext, FeaturesPlan};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
@@ -12,7 +13,6 @@ use pricecast_shared::features::{
     FEATURE_SET_VERSION, FeatureSpec, feature_rows, read_feature_frame,
 };
 use pricecast_shared::lake::Lake;
-use pricecast_shared::replay::bundled_candles;
 use pricecast_shared::report::{JobReport, Work};
 use pricecast_shared::series::SeriesScope;
 use pricecast_shared::store::{JobStatus, Store};

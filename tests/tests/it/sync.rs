@@ -9,7 +9,6 @@ use std::sync::Arc;
 use pricecast_jobs::sync::{
     self, CANDLES_WATERMARK, ModelRunsSource, SyncContext, SyncMode, SyncPlan, SyncTables,
 };
-use pricecast_shared::Error;
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::features::{FeatureSpec, feature_rows, read_feature_frame};
 use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
@@ -20,10 +19,10 @@ use pricecast_shared::report::SyncedRows;
 use pricecast_shared::runner;
 use pricecast_shared::series::SeriesScope;
 use pricecast_shared::store::{CandleQuery, JobStatus, Store};
-use pricecast_shared::warehouse::WarehouseConfig;
 use pricecast_tests::db::TestDb;
 use pricecast_tests::pipeline::{self, export_and_build_features};
 use pricecast_tests::warehouse::TestWarehouse;
+use pricecast_warehouse::{Error as WarehouseError, WarehouseConfig};
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
 
@@ -239,7 +238,13 @@ async fn a_sync_killed_between_staging_and_merge_reruns_to_exactly_the_right_row
     // And again after a crash with everything already merged: still no duplicates.
     db.load_bundled("BTCUSDT", 710).await;
     let err = sync::run(&ctx, &crashing).await.expect_err("stopped");
-    assert!(matches!(err, Error::Warehouse { .. }), "{err}");
+    assert!(
+        matches!(
+            WarehouseError::of(&err),
+            Some(WarehouseError::Failed { .. })
+        ),
+        "{err}"
+    );
     sync::run(&ctx, &plan()).await.expect("re-run");
     assert_eq!(count(&wh, "candles").await, 710);
     assert_eq!(
@@ -266,7 +271,13 @@ async fn a_missing_column_in_an_existing_table_is_a_clear_error() {
         .await
         .expect_err("schema drift");
     let message = err.to_string();
-    assert!(matches!(err, Error::WarehouseSchema { .. }), "{message}");
+    assert!(
+        matches!(
+            WarehouseError::of(&err),
+            Some(WarehouseError::Schema { .. })
+        ),
+        "{message}"
+    );
     assert!(
         message.contains("\"pricecast\".\"candles\"") && message.contains("trades, ingested_at"),
         "{message}"
@@ -291,7 +302,13 @@ async fn an_unreachable_warehouse_is_a_clear_error_and_the_watermark_stays() {
         .await
         .expect_err("unreachable");
     let message = err.to_string();
-    assert!(matches!(err, Error::Warehouse { .. }), "{message}");
+    assert!(
+        matches!(
+            WarehouseError::of(&err),
+            Some(WarehouseError::Failed { .. })
+        ),
+        "{message}"
+    );
     assert!(
         message.contains("connecting to") && message.contains("Port=1"),
         "{message}"
@@ -993,7 +1010,13 @@ async fn a_feature_definition_the_warehouse_table_does_not_match_is_a_clear_erro
         .await
         .expect_err("a new target column");
     let message = err.to_string();
-    assert!(matches!(err, Error::WarehouseSchema { .. }), "{message}");
+    assert!(
+        matches!(
+            WarehouseError::of(&err),
+            Some(WarehouseError::Schema { .. })
+        ),
+        "{message}"
+    );
     assert!(
         message.contains("\"pricecast\".\"features\"") && message.contains("price_t+3"),
         "{message}"

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
+use pricecast_binance::replay::bundled_candles;
 use pricecast_jobs::train::{
     self, FeatureSelection, SeriesReport, TrainContext, TrainPlan, TrainingData,
 };
@@ -21,7 +22,6 @@ use pricecast_shared::registry::{
     CHALLENGER, CHAMPION, Decision, MlflowRegistry, ModelRegistry, RegistryArgs, RunSearch,
     RunStatus, tags,
 };
-use pricecast_shared::replay::bundled_candles;
 use pricecast_shared::series::SeriesScope;
 use pricecast_shared::store::{JobStatus, Store};
 use pricecast_tests::db::TestDb;

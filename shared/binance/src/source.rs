@@ -1,10 +1,10 @@
 //! Where candles come from: Binance's REST API, or the bundled history replayed offline.
 
 use chrono::Utc;
+use pricecast_shared::Result;
+use pricecast_shared::domain::{Candle, CandleSource, Interval, Symbol};
 
-use crate::binance::BinanceClient;
-use crate::domain::{Candle, CandleSource, Interval, Symbol};
-use crate::error::Result;
+use crate::client::BinanceClient;
 use crate::kline;
 use crate::replay::ReplaySource;
 use crate::universe::{ListedSymbol, TRADING};

@@ -308,7 +308,7 @@ impl RowBatch {
     }
 
     fn invalid(&self, reason: String) -> Error {
-        Error::Warehouse {
+        Error::Failed {
             operation: format!("batch for {}", self.spec.name),
             message: reason,
         }

@@ -7,10 +7,14 @@
 //! merged into the target on the table's key and the staging rows cleared
 //! ([`Warehouse::merge`]). A batch staged twice, or merged twice, leaves the same rows. ODBC
 //! calls block: run them on a blocking thread.
+//!
+//! Only the jobs (sync, and `pricecast schedule` which runs it) use this crate: the API never
+//! builds or links ODBC.
 
 pub mod config;
 pub mod dialect;
 mod driver;
+pub mod error;
 pub mod table;
 
 use chrono::{Datelike, Timelike};
@@ -19,9 +23,9 @@ use odbc_api::{
     BindParamDesc, Connection, ConnectionOptions, Cursor, IntoParameter, ResultSetMetadata,
 };
 
-use crate::error::{Error, Result};
 pub use config::{OdbcConnectionString, WarehouseArgs, WarehouseConfig};
 pub use dialect::{Dialect, Namespace, StagingLoad};
+pub use error::{Error, Result};
 pub use table::{ColumnSpec, ColumnType, ColumnValues, RowBatch, TableSpec};
 
 /// Added to a driver manager's "Can't open lib" error: what to check.
@@ -65,7 +69,7 @@ impl Warehouse {
             if message.contains("Can't open lib") {
                 message.push_str(DRIVER_NOT_LOADED_HINT);
             }
-            Error::Warehouse {
+            Error::Failed {
                 operation: format!("{operation} {target}"),
                 message,
             }
@@ -134,7 +138,7 @@ impl Warehouse {
             let existing = self.column_names(&name)?;
             let missing = spec.missing_columns(&existing);
             if !missing.is_empty() {
-                return Err(Error::WarehouseSchema {
+                return Err(Error::Schema {
                     table: dialect.table_name(ns, &name),
                     missing: missing.join(", "),
                 });
@@ -227,7 +231,7 @@ impl Warehouse {
                     .map(|col| fill_nullable(col, v.iter().map(|t| t.map(odbc_timestamp)))),
             };
             if filled.is_none() {
-                return Err(Error::Warehouse {
+                return Err(Error::Failed {
                     operation: format!("staging {}", batch.spec.name),
                     message: format!("no buffer of the right type for column {index}"),
                 });

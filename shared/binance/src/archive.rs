@@ -13,14 +13,14 @@ use std::fmt;
 use std::io::Read;
 
 use chrono::{Datelike, TimeZone, Utc};
+use pricecast_shared::domain::{Candle, CandleSource, Interval, Symbol};
+use pricecast_shared::settings::with_trailing_slash;
+use pricecast_shared::{Error, Result};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::binance::BinanceClient;
-use crate::domain::{Candle, CandleSource, Interval, Symbol};
-use crate::error::{Error, Result};
+use crate::client::BinanceClient;
 use crate::kline;
-use crate::settings::with_trailing_slash;
 
 /// A calendar month, UTC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -216,10 +216,10 @@ mod tests {
         assert_eq!(december.next().to_string(), "2024-01");
         assert_eq!(december.next().start_ms(), 1_704_067_200_000);
         assert!(december < december.next());
-        let client = BinanceClient::new(crate::binance::BinanceConfig {
+        let client = BinanceClient::new(crate::client::BinanceConfig {
             base_url: Url::parse("http://127.0.0.1:1/").expect("url"),
             request_timeout: std::time::Duration::from_secs(1),
-            retry: crate::binance::RetryPolicy::default(),
+            retry: crate::client::RetryPolicy::default(),
             weight_limit: 6000,
         })
         .expect("client");

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use flate2::read::GzDecoder;
+use pricecast_shared::domain::{Candle, CandleSource, Interval, Symbol};
+use pricecast_shared::{Error, Result};
 use rust_decimal::Decimal;
 
-use crate::domain::{Candle, CandleSource, Interval, Symbol};
-use crate::error::{Error, Result};
 use crate::kline;
 
 const BTCUSDT_1H: &[u8] = include_bytes!("../data/btcusdt_1h.csv.gz");
@@ -112,9 +112,11 @@ impl ReplaySource {
     pub fn bundled() -> Result<Self> {
         let mut history = HashMap::new();
         for name in BUNDLED_SYMBOLS {
-            let symbol: Symbol = name
-                .parse()
-                .map_err(|e: crate::domain::InvalidSymbol| Error::config(e.to_string()))?;
+            let symbol: Symbol =
+                name.parse()
+                    .map_err(|e: pricecast_shared::domain::InvalidSymbol| {
+                        Error::config(e.to_string())
+                    })?;
             let candles = bundled_candles(&symbol)?;
             history.insert(symbol, candles);
         }
@@ -205,5 +207,18 @@ mod tests {
         assert_eq!(candles.len(), 3);
         assert_eq!(candles[0].open_time.timestamp_millis(), first + 3_600_000);
         assert!(replay.page(&btc, Interval::M1, first, None, 3).is_err());
+    }
+
+    #[test]
+    fn the_library_test_slice_is_the_bundled_history() {
+        let btc: Symbol = "BTCUSDT".parse().expect("symbol");
+        let text = include_str!("../../testdata/btcusdt_1h_2023-03-22.csv");
+        let slice = parse_ohlcv_csv(text, &btc, BUNDLED_INTERVAL, "replay").expect("slice");
+        let candles = bundled_candles(&btc).expect("bundled");
+        let first = candles
+            .iter()
+            .position(|c| c.open_time == slice[0].open_time)
+            .expect("start");
+        assert_eq!(candles[first..first + slice.len()], slice[..]);
     }
 }

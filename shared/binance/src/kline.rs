@@ -11,11 +11,10 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeZone, Utc};
+use pricecast_shared::domain::{Candle, Interval, Symbol};
+use pricecast_shared::{Error, Result};
 use rust_decimal::Decimal;
 use serde_json::Value;
-
-use crate::domain::{Candle, Interval, Symbol};
-use crate::error::{Error, Result};
 
 /// Fields of a kline row, in Binance's order (the twelfth, "ignore", is not read).
 const FIELDS: [&str; 11] = [

@@ -18,11 +18,11 @@ use tokio::sync::Mutex;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
+use pricecast_shared::domain::{Candle, CandleSource, Interval, Symbol};
+use pricecast_shared::{Error, Result};
 use reqwest::StatusCode;
 use url::Url;
 
-use crate::domain::{Candle, CandleSource, Interval, Symbol};
-use crate::error::{Error, Result};
 use crate::kline;
 use crate::universe::ListedSymbol;
 
