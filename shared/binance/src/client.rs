@@ -24,7 +24,7 @@ use reqwest::StatusCode;
 use url::Url;
 
 use crate::kline;
-use crate::universe::ListedSymbol;
+use pricecast_shared::universe::ListedSymbol;
 
 /// Binance returns at most this many klines per request.
 pub const MAX_KLINES_PER_REQUEST: usize = 1000;

@@ -7,7 +7,7 @@ use pricecast_shared::domain::{Candle, CandleSource, Interval, Symbol};
 use crate::client::BinanceClient;
 use crate::kline;
 use crate::replay::ReplaySource;
-use crate::universe::{ListedSymbol, TRADING};
+use pricecast_shared::universe::{ListedSymbol, TRADING};
 
 /// A source of kline pages; both variants go through the same parsing and validation.
 #[derive(Clone, Debug)]
