@@ -76,12 +76,13 @@ fn quick(kind: ModelKind) -> ModelParams {
     }
 }
 
-const KINDS: [ModelKind; 5] = [
+const KINDS: [ModelKind; 6] = [
     ModelKind::Linear,
     ModelKind::Ridge,
     ModelKind::Lasso,
     ModelKind::ElasticNet,
     ModelKind::RandomForest,
+    ModelKind::Naive,
 ];
 
 #[test]
@@ -357,6 +358,35 @@ fn walk_forward_beats_the_baseline_on_a_real_signal() {
     assert_eq!(interval.rows, 100);
     let (low, high) = interval.around(100.0);
     assert!(low < 100.0 && high > 100.0);
+}
+
+#[test]
+fn the_naive_kind_forecasts_the_last_close_and_scores_as_the_baseline() {
+    let data = signal().dataset();
+    let naive = ModelParams::of_kind(ModelKind::Naive);
+    let model = TrainedModel::fit(&naive, &data, 0..500).expect("fit");
+    assert!(model.is_naive());
+    assert_eq!(
+        model.predict(&data, 500..600).expect("predict"),
+        data.last_close()[500..600]
+    );
+    assert_eq!(model.predict_close(data.row(3), 123.5).expect("one"), 123.5);
+    assert!(model.predict_close(data.row(3), -1.0).is_err());
+    let evaluation = walk_forward(&naive, &data, 4, 25).expect("walk-forward");
+    assert_eq!(evaluation.model, evaluation.baseline);
+    assert_eq!(evaluation.skill, Some(0.0));
+    let linear = walk_forward(&ModelParams::default(), &data, 4, 25).expect("wf");
+    assert_eq!(linear.baseline, evaluation.baseline, "the same windows");
+    for (a, b) in linear.windows.iter().zip(&evaluation.windows) {
+        assert_eq!(a.test_rows, b.test_rows);
+        assert_eq!(a.baseline, b.baseline);
+        assert_eq!(b.model, b.baseline);
+    }
+    let bytes = model.to_bytes().expect("save");
+    assert!(
+        String::from_utf8_lossy(&bytes).contains("\"Naive\":{}"),
+        "the loader's layout"
+    );
 }
 
 #[test]

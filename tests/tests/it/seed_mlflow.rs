@@ -537,3 +537,8 @@ async fn an_elastic_net_model_loads_with_pyfunc_and_predicts_as_pricecast() {
 async fn a_random_forest_loads_with_pyfunc_and_predicts_as_pricecast() {
     pyfunc_predicts_as_pricecast(ModelKind::RandomForest, "PRICECAST_TEST_MLFLOW_URI").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_naive_model_loads_with_pyfunc_and_predicts_the_last_close() {
+    pyfunc_predicts_as_pricecast(ModelKind::Naive, "PRICECAST_TEST_MLFLOW_S3_URI").await;
+}
