@@ -26,7 +26,8 @@ use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::features::{self, FeatureSpec, TrainingRows};
 use pricecast_shared::lake::{Lake, LakeArgs};
 use pricecast_shared::model::{
-    self, Dataset, Evaluation, Metrics, ModelArgs, ModelParams, TrainedModel,
+    self, Dataset, DieboldMariano, Evaluation, IntervalScore, Metrics, ModelArgs, ModelParams,
+    TrainedModel,
 };
 use pricecast_shared::registry::{
     self, Bytes, CHAMPION, Metric, ModelRegistry, PromotionDecision, RegistryArgs, RunId, RunStatus,
@@ -180,6 +181,15 @@ pub struct TrainOptions {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000)
     )]
     pub eval_window_rows: usize,
+    /// Nominal coverage of the forecast intervals, strictly between 0 and 1.
+    #[arg(
+        long,
+        env = "PRICECAST_INTERVAL_LEVEL",
+        value_name = "PRICECAST_INTERVAL_LEVEL",
+        default_value_t = model::DEFAULT_INTERVAL_LEVEL,
+        value_parser = model::parse_interval_level
+    )]
+    pub interval_level: f64,
     /// Give the new version the `champion` alias even when it is not better.
     #[arg(long)]
     pub force_promote: bool,
@@ -213,6 +223,8 @@ pub struct TrainPlan {
     pub eval_windows: usize,
     /// Rows per window.
     pub eval_window_rows: usize,
+    /// Nominal coverage of the forecast intervals.
+    pub interval_level: f64,
     /// The registry's experiment name and registered model name pattern.
     pub registry: RegistryArgs,
     /// Promote regardless of the numbers.
@@ -241,6 +253,7 @@ impl TrainPlan {
             features: options.model_features.clone(),
             eval_windows: options.eval_windows,
             eval_window_rows: options.eval_window_rows,
+            interval_level: options.interval_level,
             registry: registry.clone(),
             force_promote: options.force_promote,
         })
@@ -266,6 +279,10 @@ pub struct SeriesReport {
     pub promotion: PromotionDecision,
     /// Rows the final model was fitted on.
     pub rows: usize,
+    /// Diebold–Mariano test of the model's absolute errors against the baseline's.
+    pub diebold_mariano: Option<DieboldMariano>,
+    /// How the forecast intervals held out of sample.
+    pub interval_score: Option<IntervalScore>,
 }
 
 /// `pricecast-train`: opens the lake and the registry, then runs once or on the schedule.
@@ -443,18 +460,19 @@ pub struct FittedSeries {
 }
 
 /// Evaluates walk-forward, then fits the final model on every row (CPU work, on a blocking
-/// thread). The final model carries the evaluation's residual interval, for the API's
-/// forecast intervals.
+/// thread). The final model carries the evaluation's split-conformal interval at `level`, for
+/// the API's forecast intervals.
 pub async fn fit_and_evaluate(
     dataset: Arc<Dataset>,
     params: ModelParams,
     windows: usize,
     window_rows: usize,
+    level: f64,
 ) -> Result<FittedSeries> {
     blocking(
         format!("training a {} model", params.kind.as_str()),
         move || {
-            let evaluation = model::walk_forward(&params, &dataset, windows, window_rows)?;
+            let evaluation = model::walk_forward(&params, &dataset, windows, window_rows, level)?;
             let mut model = TrainedModel::fit(&params, &dataset, 0..dataset.rows())?;
             model.residual_interval = Some(evaluation.residual_interval.clone());
             Ok(FittedSeries { evaluation, model })
@@ -546,6 +564,7 @@ pub async fn train_series(
         plan.params.clone(),
         plan.eval_windows,
         plan.eval_window_rows,
+        plan.interval_level,
     )
     .await?;
     let last = fitted
@@ -631,6 +650,8 @@ pub async fn record(
         skill: fitted.evaluation.skill.unwrap_or(f64::NAN),
         promotion,
         rows: context.dataset.rows(),
+        diebold_mariano: fitted.evaluation.diebold_mariano.clone(),
+        interval_score: fitted.evaluation.interval_score.clone(),
     })
 }
 
@@ -735,7 +756,11 @@ async fn log_run(
             plan.eval_window_rows.to_string(),
         ),
         ("rows".to_owned(), context.dataset.rows().to_string()),
+        ("interval_level".to_owned(), plan.interval_level.to_string()),
     ]);
+    if let Some(dm) = &fitted.evaluation.diebold_mariano {
+        params.push(("dm_lag".to_owned(), dm.lag.to_string()));
+    }
     registry.log_params(run, &params).await?;
     registry
         .log_metrics(run, &run_metrics(&fitted.evaluation))
@@ -772,12 +797,15 @@ async fn log_run(
     Ok(())
 }
 
-/// The run's metrics: pooled model and baseline numbers, skill, the last window's MAE, the
-/// residual quantiles, and each window's MAE as a step of `window_mae`. Undefined values (a
-/// direction accuracy without moves, a skill without baseline error) are left out.
+/// The run's metrics: pooled model and baseline numbers, skill, the Diebold–Mariano test
+/// against the baseline, the last window's MAE, the interval's residual quantiles and how the
+/// interval held out of sample, and each window's MAE as a step of `window_mae`. Undefined
+/// values (a direction accuracy without moves, a skill without baseline error, a test of the
+/// naive model against itself, interval scores with one window) are left out.
 pub fn run_metrics(evaluation: &Evaluation) -> Vec<Metric> {
     let m = &evaluation.model;
     let b = &evaluation.baseline;
+    let score = evaluation.interval_score.as_ref();
     let mut metrics = vec![
         Metric::new(metric::MAE, m.mae),
         Metric::new(metric::RMSE, m.rmse),
@@ -796,6 +824,18 @@ pub fn run_metrics(evaluation: &Evaluation) -> Vec<Metric> {
             metric::LAST_WINDOW_MAE,
             evaluation.last_report().map(|w| w.model.mae),
         ),
+        (
+            metric::DM_STAT,
+            evaluation.diebold_mariano.as_ref().map(|d| d.statistic),
+        ),
+        (
+            metric::DM_P_VALUE,
+            evaluation.diebold_mariano.as_ref().map(|d| d.p_value),
+        ),
+        (metric::COVERAGE, score.map(|s| s.coverage)),
+        (metric::INTERVAL_WIDTH_PCT, score.map(|s| s.width_pct)),
+        (metric::PINBALL_LOWER, score.map(|s| s.pinball_lower)),
+        (metric::PINBALL_UPPER, score.map(|s| s.pinball_upper)),
     ];
     metrics.extend(
         optional

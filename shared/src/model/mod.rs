@@ -18,9 +18,11 @@
 //! | `PRICECAST_MODEL_MAX_DEPTH` | `--model-max-depth` | 8 |
 //! | `PRICECAST_MODEL_MIN_SAMPLES_LEAF` | `--model-min-samples-leaf` | 20 |
 //! | `PRICECAST_MODEL_SEED` | `--model-seed` | 42 |
+//! | `PRICECAST_INTERVAL_LEVEL` | `--interval-level` | 0.9 (nominal coverage of forecast intervals) |
 
 mod chart;
 mod dataset;
+mod diebold_mariano;
 mod evaluation;
 mod interval;
 mod least_squares;
@@ -32,11 +34,14 @@ use serde::{Deserialize, Serialize};
 
 pub use chart::chart_svg;
 pub use dataset::Dataset;
+pub use diebold_mariano::{DieboldMariano, newey_west_lag};
 pub use evaluation::{
     Evaluation, Metrics, WindowReport, WindowSeries, evaluate, walk_forward,
     walk_forward_rows_needed,
 };
-pub use interval::{LOWER_RESIDUAL_QUANTILE, ResidualInterval, UPPER_RESIDUAL_QUANTILE};
+pub use interval::{
+    DEFAULT_INTERVAL_LEVEL, IntervalScore, ResidualInterval, parse_interval_level, pinball_loss,
+};
 pub use mlflow_model::{MlModel, ModelFile};
 pub use scaler::Standardiser;
 pub use trained::{

@@ -19,7 +19,9 @@ use pricecast_shared::champion::{self, RegisteredModel};
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::features::{FeatureSpec, SEED_FEATURE_NAMES};
 use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
-use pricecast_shared::model::{ANCHOR_FEATURE, LAST_CLOSE_INPUT, ModelKind, ModelParams};
+use pricecast_shared::model::{
+    ANCHOR_FEATURE, DEFAULT_INTERVAL_LEVEL, LAST_CLOSE_INPUT, ModelKind, ModelParams,
+};
 use pricecast_shared::registry::{
     CHAMPION, MlflowRegistry, ModelRegistry, RegistryArgs, RunId, tags,
 };
@@ -141,6 +143,7 @@ fn plan(
         features,
         eval_windows: EVAL_WINDOWS,
         eval_window_rows: EVAL_WINDOW_ROWS,
+        interval_level: DEFAULT_INTERVAL_LEVEL,
         registry,
         force_promote: true,
     }
@@ -244,6 +247,7 @@ async fn fail_a_run(ctx: &TrainContext, plan: &TrainPlan) -> pricecast_shared::E
         plan.params.clone(),
         EVAL_WINDOWS,
         EVAL_WINDOW_ROWS,
+        DEFAULT_INTERVAL_LEVEL,
     )
     .await
     .expect("fit");

@@ -15,7 +15,9 @@ use pricecast_shared::champion::{self, RegisteredModel};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::features::{FeatureSpec, PRICE_FEATURE_NAMES};
 use pricecast_shared::lake::{Lake, LakeArgs};
-use pricecast_shared::model::{ModelKind, ModelParams, TrainedModel, walk_forward_rows_needed};
+use pricecast_shared::model::{
+    DEFAULT_INTERVAL_LEVEL, Dataset, ModelKind, ModelParams, TrainedModel, walk_forward_rows_needed,
+};
 use pricecast_shared::registry::promotion::{TAG_CHAMPION_MAE, TAG_DECISION, TAG_NEW_MAE};
 use pricecast_shared::registry::{
     CHALLENGER, CHAMPION, Decision, MlflowRegistry, ModelRegistry, RegistryArgs, RunSearch,
@@ -159,6 +161,7 @@ fn train_plan(experiment: &str, model: &str) -> TrainPlan {
         features: FeatureSelection::Price,
         eval_windows: WINDOWS,
         eval_window_rows: WINDOW_ROWS,
+        interval_level: DEFAULT_INTERVAL_LEVEL,
         registry,
         force_promote: false,
     }
@@ -348,6 +351,7 @@ async fn train_and_read_back_with_mlflow(variable: &str, artifact_scheme: &str) 
         plan.params.clone(),
         WINDOWS,
         WINDOW_ROWS,
+        DEFAULT_INTERVAL_LEVEL,
     )
     .await
     .expect("fit");
@@ -844,4 +848,81 @@ async fn an_artifact_rejected_mid_run_marks_the_run_failed_and_registers_nothing
     );
     assert_eq!(read["versions"].as_array().map(Vec::len), Some(1), "{read}");
     assert_eq!(read["aliases"][CHAMPION], 1, "champion unchanged");
+}
+
+/// The rows `range` of `data` as a dataset of their own.
+fn rows_of(data: &Dataset, range: std::ops::Range<usize>) -> Dataset {
+    let p = data.features();
+    Dataset::new(
+        data.feature_names().to_vec(),
+        data.open_time_ms()[range.clone()].to_vec(),
+        data.x()[range.start * p..range.end * p].to_vec(),
+        data.last_close()[range.clone()].to_vec(),
+        data.target_close()[range].to_vec(),
+        data.horizon(),
+        data.interval_ms(),
+    )
+    .expect("a slice of valid rows")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_90_percent_interval_covers_85_to_95_percent_of_held_out_real_candles() {
+    // Every week of the bundled history in turn, as a weekly retrain would: the model and its
+    // interval are made exactly as the train job makes them, from the rows known then (the
+    // walk-forward windows' errors, WINDOWS × WINDOW_ROWS), and scored on the next week's
+    // candles, which neither saw.
+    let folder = tempfile::tempdir().expect("tempdir");
+    let data = FeatureLake::in_folder(folder.path(), (day(2022, 1, 1), day(2026, 1, 1))).await;
+    let training = data.training_data(&FeatureSelection::Price).await;
+    let dataset = training.dataset;
+    let rows = dataset.rows();
+    let first = walk_forward_rows_needed(WINDOWS, WINDOW_ROWS, dataset.features(), 1);
+    for params in [
+        ModelParams::default(),
+        ModelParams::of_kind(ModelKind::Naive),
+    ] {
+        let (mut inside, mut scored) = (0usize, 0usize);
+        let mut origin = first;
+        while origin + WINDOW_ROWS <= rows {
+            let known = rows_of(&dataset, 0..origin);
+            let fitted = train::fit_and_evaluate(
+                Arc::new(known.clone()),
+                params.clone(),
+                WINDOWS,
+                WINDOW_ROWS,
+                DEFAULT_INTERVAL_LEVEL,
+            )
+            .await
+            .expect("train");
+            let interval = fitted
+                .model
+                .residual_interval
+                .clone()
+                .expect("the final model carries its interval");
+            assert_eq!(interval, fitted.evaluation.residual_interval);
+            let week = origin..origin + WINDOW_ROWS;
+            let predicted = fitted
+                .model
+                .predict(&dataset, week.clone())
+                .expect("predict");
+            for (row, p) in week.zip(predicted) {
+                let (low, high) = interval.around(p);
+                let actual = dataset.target_close()[row];
+                inside += usize::from(low <= actual && actual <= high);
+                scored += 1;
+            }
+            origin += WINDOW_ROWS;
+        }
+        let coverage = inside as f64 / scored as f64;
+        eprintln!(
+            "{} on {scored} held-out hourly candles: 90% interval coverage {coverage:.4}",
+            params.kind
+        );
+        assert!(scored > 100 * WINDOW_ROWS, "{scored} rows scored");
+        assert!(
+            (0.85..=0.95).contains(&coverage),
+            "{}: coverage {coverage} over {scored} rows",
+            params.kind
+        );
+    }
 }
