@@ -3,10 +3,13 @@
 //! model as a new version and lets the promotion gate decide whether it becomes `champion`.
 //!
 //! Steps, per symbol and interval: read the feature frame ([`read_training_data`]), evaluate
-//! walk-forward and fit the final model on every row ([`fit_and_evaluate`], on a blocking
-//! thread), score the current champion on the same most recent window ([`champion_mae`]), then
-//! record everything in the registry ([`record`]): a run with tags, params, metrics and
-//! artifacts, marked FINISHED, registered as a version and promoted or kept as `challenger`.
+//! walk-forward and fit the final model on every row, and the naive forecast on the same
+//! windows and rows ([`fit_and_evaluate`], on a blocking thread), score the current champion on
+//! the same most recent window ([`champion_score`]), then record everything in the registry
+//! ([`record`]): a run with tags, params, metrics and artifacts, marked FINISHED, registered as
+//! a version, and the promotion gate between champion, new version and naive forecast; when the
+//! naive forecast wins, a naive model is logged and registered the same way and becomes
+//! champion.
 //! A failure before the run is FINISHED marks it FAILED, tags it with the reason and deletes
 //! it (MLflow's soft delete), so that the newest active run of the experiment, the one the seed
 //! app's scripts load, always holds a model; no version is registered for it and the champion
@@ -26,11 +29,12 @@ use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::features::{self, FeatureSpec, TrainingRows};
 use pricecast_shared::lake::{Lake, LakeArgs};
 use pricecast_shared::model::{
-    self, Dataset, DieboldMariano, Evaluation, IntervalScore, Metrics, ModelArgs, ModelParams,
-    TrainedModel,
+    self, Dataset, DieboldMariano, Evaluation, IntervalScore, Metrics, ModelArgs, ModelKind,
+    ModelParams, TrainedModel,
 };
 use pricecast_shared::registry::{
-    self, Bytes, CHAMPION, Metric, ModelRegistry, PromotionDecision, RegistryArgs, RunId, RunStatus,
+    self, Bytes, CHAMPION, GateScores, Metric, ModelRegistry, ModelVersion, PromotionDecision,
+    RegistryArgs, RunId, RunStatus,
 };
 use pricecast_shared::runner::JobSummary;
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
@@ -283,6 +287,8 @@ pub struct SeriesReport {
     pub diebold_mariano: Option<DieboldMariano>,
     /// How the forecast intervals held out of sample.
     pub interval_score: Option<IntervalScore>,
+    /// The run of the naive model registered when it won the gate.
+    pub naive_run_id: Option<RunId>,
 }
 
 /// `pricecast-train`: opens the lake and the registry, then runs once or on the schedule.
@@ -457,11 +463,14 @@ pub struct FittedSeries {
     pub evaluation: Evaluation,
     /// The model fitted on all rows.
     pub model: TrainedModel,
+    /// The naive model evaluated on the same windows and fitted on the same rows; `None` when
+    /// the model is the naive one.
+    pub naive: Option<Box<FittedSeries>>,
 }
 
 /// Evaluates walk-forward, then fits the final model on every row (CPU work, on a blocking
-/// thread). The final model carries the evaluation's split-conformal interval at `level`, for
-/// the API's forecast intervals.
+/// thread); the same for the naive model unless the model is naive. Each final model carries
+/// its own evaluation's split-conformal interval at `level`, for the API's forecast intervals.
 pub async fn fit_and_evaluate(
     dataset: Arc<Dataset>,
     params: ModelParams,
@@ -472,36 +481,67 @@ pub async fn fit_and_evaluate(
     blocking(
         format!("training a {} model", params.kind.as_str()),
         move || {
-            let evaluation = model::walk_forward(&params, &dataset, windows, window_rows, level)?;
-            let mut model = TrainedModel::fit(&params, &dataset, 0..dataset.rows())?;
-            model.residual_interval = Some(evaluation.residual_interval.clone());
-            Ok(FittedSeries { evaluation, model })
+            let fit = |params: &ModelParams| -> Result<FittedSeries> {
+                let evaluation =
+                    model::walk_forward(params, &dataset, windows, window_rows, level)?;
+                let mut model = TrainedModel::fit(params, &dataset, 0..dataset.rows())?;
+                model.residual_interval = Some(evaluation.residual_interval.clone());
+                Ok(FittedSeries {
+                    evaluation,
+                    model,
+                    naive: None,
+                })
+            };
+            let mut fitted = fit(&params)?;
+            if params.kind != ModelKind::Naive {
+                fitted.naive = Some(Box::new(fit(&ModelParams::of_kind(ModelKind::Naive))?));
+            }
+            Ok(fitted)
         },
     )
     .await
 }
 
-/// The current champion's MAE on the most recent evaluation window (open times `window`),
-/// `None` when there is no champion, or when it cannot be scored on this frame (a feature the
-/// frame lacks, another horizon); the reason is logged.
+/// The current champion as the gate sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChampionScore {
+    /// Its version.
+    pub version: u64,
+    /// Its MAE on the comparison window; `None` when it cannot be scored on this frame.
+    pub mae: Option<f64>,
+    /// Whether it is the naive model.
+    pub naive: bool,
+}
+
+/// The current champion and its MAE on the most recent evaluation window (open times
+/// `window`); `None` when there is no champion. Its MAE is `None` when it cannot be scored on
+/// this frame (a feature the frame lacks, another horizon); the reason is logged.
 ///
 /// The new model's MAE there is out of sample, so the champion's must be too: a champion fitted
 /// before the window is scored as it is; one fitted on rows of the window (retrained on the
 /// same or newer data) would be scored in sample, so its type, parameters and features are
 /// fitted again on the rows known before the window, exactly as the walk-forward evaluation
 /// fits the new model, and that fit is scored.
-pub async fn champion_mae(
+pub async fn champion_score(
     registry: &ModelRegistry,
     model_name: &str,
     data: &TrainingData,
     interval: Interval,
     window: (i64, i64),
-) -> Result<Option<f64>> {
+) -> Result<Option<ChampionScore>> {
     let Some(champion) = RegisteredModel::load(registry, model_name, CHAMPION).await? else {
         return Ok(None);
     };
     let model = champion.model;
     let version = champion.version.version;
+    let naive = model.is_naive();
+    let score = |mae: Option<f64>| -> Result<Option<ChampionScore>> {
+        Ok(Some(ChampionScore {
+            version,
+            mae,
+            naive,
+        }))
+    };
     if let Some(missing) = model
         .feature_names
         .iter()
@@ -511,12 +551,14 @@ pub async fn champion_mae(
             model = model_name, version, feature = %missing,
             "the champion takes a feature the frame does not have; it cannot be scored"
         );
-        return Ok(None);
+        return score(None);
     }
     let frame = data.frame.clone();
+    let scored_model = model.clone();
     let scored = blocking(
         format!("scoring {model_name} version {version}"),
         move || {
+            let model = scored_model;
             let rows =
                 training_dataset(&frame, model.feature_names.clone(), model.horizon, interval)?;
             let times = rows.open_time_ms();
@@ -533,13 +575,13 @@ pub async fn champion_mae(
     )
     .await;
     match scored {
-        Ok(metrics) => Ok(Some(metrics.mae)),
+        Ok(metrics) => score(Some(metrics.mae)),
         Err(e) => {
             tracing::warn!(
                 model = model_name, version, error.message = %error_chain(&e),
                 "the champion cannot be scored on the current feature frame"
             );
-            Ok(None)
+            score(None)
         }
     }
 }
@@ -575,7 +617,7 @@ pub async fn train_series(
             message: "the evaluation has no window".to_owned(),
         })?;
     let window = (last.first_open_ms, last.last_open_ms);
-    let champion = champion_mae(&ctx.registry, &model_name, &data, interval, window).await?;
+    let champion = champion_score(&ctx.registry, &model_name, &data, interval, window).await?;
     let context = RunContext {
         symbol,
         interval,
@@ -603,16 +645,77 @@ pub struct RunContext<'a> {
     pub feature_set_hash: &'a str,
 }
 
-/// Logs the run, registers the version and decides the promotion. A failure before the run
-/// is FINISHED retires it ([`retire_failed_run`]) and registers nothing; once FINISHED, the run
-/// holds a complete model, and stays the experiment's newest run even when registering or
-/// promoting it fails.
+/// Logs the run, registers the version and decides the promotion between `champion`, the new
+/// version and the naive forecast, all scored on the most recent evaluation window; when the
+/// naive forecast wins, its model is logged and registered the same way ([`log_and_register`])
+/// and becomes champion. A failure before a run is FINISHED retires it ([`retire_failed_run`])
+/// and registers nothing; once FINISHED, the run holds a complete model, and stays the
+/// experiment's newest run even when registering or promoting it fails.
 pub async fn record(
     registry: &ModelRegistry,
     context: &RunContext<'_>,
     fitted: &FittedSeries,
-    champion_mae: Option<f64>,
+    champion: Option<ChampionScore>,
 ) -> Result<SeriesReport> {
+    let (run, version) = log_and_register(registry, context, fitted).await?;
+    let evaluation = &fitted.evaluation;
+    let last_window = evaluation.last_report();
+    let new_mae = last_window.map_or(evaluation.model.mae, |w| w.model.mae);
+    let scores = GateScores {
+        new_mae,
+        new_is_naive: fitted.model.is_naive(),
+        champion_mae: champion.and_then(|c| c.mae),
+        champion_is_naive: champion.is_some_and(|c| c.naive),
+        naive_mae: last_window.map(|w| w.baseline.mae),
+    };
+    let mut naive_run_id = None;
+    let promotion = registry
+        .promote(
+            context.model_name,
+            version.version,
+            &scores,
+            context.plan.force_promote,
+            async || {
+                let naive = fitted.naive.as_deref().ok_or_else(|| Error::Model {
+                    operation: format!("registering the naive model of {}", context.model_name),
+                    message: "the naive model was not evaluated".to_owned(),
+                })?;
+                let plan = TrainPlan {
+                    params: naive.evaluation.params.clone(),
+                    ..context.plan.clone()
+                };
+                let naive_context = RunContext {
+                    plan: &plan,
+                    ..*context
+                };
+                let (run, version) = log_and_register(registry, &naive_context, naive).await?;
+                naive_run_id = Some(run);
+                Ok(version.version)
+            },
+        )
+        .await?;
+    Ok(SeriesReport {
+        run_id: run,
+        model_name: context.model_name.to_owned(),
+        version: version.version,
+        model: evaluation.model.clone(),
+        baseline: evaluation.baseline.clone(),
+        skill: evaluation.skill.unwrap_or(f64::NAN),
+        promotion,
+        rows: context.dataset.rows(),
+        diebold_mariano: evaluation.diebold_mariano.clone(),
+        interval_score: evaluation.interval_score.clone(),
+        naive_run_id,
+    })
+}
+
+/// Logs a run of `fitted` (tags, params, metrics, artifacts), marks it FINISHED and registers
+/// it as a new version of the context's model. A failure before FINISHED retires the run.
+pub async fn log_and_register(
+    registry: &ModelRegistry,
+    context: &RunContext<'_>,
+    fitted: &FittedSeries,
+) -> Result<(RunId, ModelVersion)> {
     let experiment = registry
         .experiment(&context.plan.registry.mlflow_experiment_name)
         .await?;
@@ -628,31 +731,7 @@ pub async fn record(
     let version = registry
         .register_version(context.model_name, &run, champion::MODEL_DIR)
         .await?;
-    let new_mae = fitted
-        .evaluation
-        .last_report()
-        .map_or(fitted.evaluation.model.mae, |w| w.model.mae);
-    let promotion = registry
-        .promote(
-            context.model_name,
-            version.version,
-            new_mae,
-            champion_mae,
-            context.plan.force_promote,
-        )
-        .await?;
-    Ok(SeriesReport {
-        run_id: run,
-        model_name: context.model_name.to_owned(),
-        version: version.version,
-        model: fitted.evaluation.model.clone(),
-        baseline: fitted.evaluation.baseline.clone(),
-        skill: fitted.evaluation.skill.unwrap_or(f64::NAN),
-        promotion,
-        rows: context.dataset.rows(),
-        diebold_mariano: fitted.evaluation.diebold_mariano.clone(),
-        interval_score: fitted.evaluation.interval_score.clone(),
-    })
+    Ok((run, version))
 }
 
 /// Retires a run whose logging failed: tags it with the reason ([`registry::tags::FAILURE`]),

@@ -13,7 +13,10 @@ use pricecast_shared::champion::{RegisteredModel, metric};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::features::{FeatureSpec, feature_rows, read_feature_frame};
 use pricecast_shared::lake::Lake;
-use pricecast_shared::registry::promotion::{TAG_CHAMPION_MAE, TAG_DECISION, TAG_NEW_MAE};
+use pricecast_shared::model::ModelKind;
+use pricecast_shared::registry::promotion::{
+    TAG_CHAMPION_MAE, TAG_DECISION, TAG_NAIVE_MAE, TAG_NEW_MAE,
+};
 use pricecast_shared::registry::{CHALLENGER, CHAMPION, ModelRegistry, RegistryArgs};
 use pricecast_shared::replay::bundled_candles;
 use pricecast_tests::db::TestDb;
@@ -544,8 +547,11 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
     assert_same_candles(&stored, &served);
     assert_lake_holds(&deployment.s3, &stored);
 
+    // The first model must beat the naive forecast on the most recent window to be champion;
+    // on this history it does not: it stays challenger and a naive model, registered as
+    // version 2, is champion.
     let (version, run_id) = deployment.alias(CHAMPION).await;
-    assert_eq!(version, 1, "the first model becomes champion");
+    assert_eq!(version, 2, "the naive model is champion");
     deployment.finished_run(&run_id).await;
     assert_eq!(deployment.alias(CHALLENGER).await.0, 1);
     let registry = ModelRegistry::open(&deployment.registry_args(), &deployment.s3.args())
@@ -557,10 +563,20 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
         .expect("a champion");
     assert_eq!(champion.version.version, version);
     assert_eq!(champion.version.run_id.0, run_id);
-    assert_eq!(
-        champion.version.tags.get(TAG_DECISION).map(String::as_str),
-        Some("first_champion")
-    );
+    assert_eq!(champion.model.params.kind, ModelKind::Naive);
+    let first = registry
+        .get_version(&deployment.model_name(), 1)
+        .await
+        .expect("the first model is version 1");
+    for tags in [&first.tags, &champion.version.tags] {
+        assert_eq!(
+            tags.get(TAG_DECISION).map(String::as_str),
+            Some("naive_champion")
+        );
+        let new_mae: f64 = tags[TAG_NEW_MAE].parse().expect("new MAE");
+        let naive_mae: f64 = tags[TAG_NAIVE_MAE].parse().expect("naive MAE");
+        assert!(naive_mae <= new_mae, "{tags:?}");
+    }
     let frame = newest_features(&deployment.s3, &stored, &champion.model.feature_names).await;
     assert_eq!(frame.rows, stored.len() - FEATURE_HISTORY);
 
@@ -597,14 +613,14 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
 
     let name = deployment.model_name();
     let new_version = registry
-        .get_version(&name, 2)
+        .get_version(&name, 3)
         .await
-        .expect("the second run registered version 2");
+        .expect("the second run registered version 3");
     deployment.finished_run(&new_version.run_id.0).await;
     let (champion_version, _) = deployment.alias(CHAMPION).await;
     let (challenger_version, _) = deployment.alias(CHALLENGER).await;
     assert_eq!(
-        challenger_version, 2,
+        challenger_version, 3,
         "the newest version is the challenger"
     );
     let champion = RegisteredModel::load(&registry, &name, CHAMPION)
@@ -612,17 +628,18 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
         .expect("load the champion")
         .expect("a champion");
     assert_eq!(champion.version.version, champion_version);
-    // The gate's decision, recorded on the version, is what the aliases show.
+    // The gate's decision, recorded on the version, is what the aliases show. The naive
+    // champion is the naive contender: no second naive version is registered.
     let decision = new_version.tags.get(TAG_DECISION).map(String::as_str);
     let new_mae: f64 = new_version.tags[TAG_NEW_MAE].parse().expect("new MAE");
     let champion_mae: f64 = new_version.tags[TAG_CHAMPION_MAE]
         .parse()
-        .expect("the first champion's MAE on the same window");
-    if champion_version == 2 {
+        .expect("the naive champion's MAE on the same window");
+    if champion_version == 3 {
         assert_eq!(decision, Some("promoted"), "{:?}", new_version.tags);
         assert!(new_mae < champion_mae, "{:?}", new_version.tags);
     } else {
-        assert_eq!(champion_version, 1);
+        assert_eq!(champion_version, 2);
         assert_eq!(decision, Some("kept_challenger"), "{:?}", new_version.tags);
         assert!(new_mae >= champion_mae, "{:?}", new_version.tags);
     }
@@ -644,7 +661,7 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
     assert_forecast(&prediction, &champion, &stored, &frame);
     let models = api
         .wait_for("/models", "the challenger is reported", |m| {
-            m["models"][0]["challenger"]["version"] == 2
+            m["models"][0]["challenger"]["version"] == 3
         })
         .await;
     assert_eq!(
@@ -662,7 +679,7 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
         .job("pricecast-train", &["--force-promote"])
         .await;
     let (forced, run_id) = deployment.alias(CHAMPION).await;
-    assert_eq!(forced, 3, "--force-promote makes the new version champion");
+    assert_eq!(forced, 4, "--force-promote makes the new version champion");
     deployment.finished_run(&run_id).await;
     let champion = RegisteredModel::load(&registry, &name, CHAMPION)
         .await
