@@ -713,6 +713,11 @@ async fn the_binary_trains_into_mlflow_with_s3_artifacts_and_fails_clearly_on_ba
     let (code, text) = run_train(&env(&data, &[("PRICECAST_MODEL_FEATURES", "nonsense")]));
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("PRICECAST_MODEL_FEATURES"), "{text}");
+    for level in ["1", "0", "1.5", "ninety"] {
+        let (code, text) = run_train(&env(&data, &[("PRICECAST_INTERVAL_LEVEL", level)]));
+        assert_eq!(code, Some(2), "{level}: {text}");
+        assert!(text.contains("PRICECAST_INTERVAL_LEVEL"), "{level}: {text}");
+    }
 
     // An unreachable MLflow: exit 1 naming the setting.
     let (code, text) = run_train(&env(
