@@ -17,7 +17,7 @@ use pricecast_shared::Result;
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::features::FeatureSpec;
 use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
-use pricecast_shared::model::ModelParams;
+use pricecast_shared::model::{DEFAULT_INTERVAL_LEVEL, ModelParams};
 use pricecast_shared::registry::{LocalRegistry, ModelRegistry, RegistryArgs};
 use pricecast_shared::runner::{self, RunOutcome};
 use pricecast_shared::series::SeriesScope;
@@ -197,6 +197,7 @@ pub async fn load(data_dir: &Path, cancel: CancellationToken) -> Result<DemoData
         features: FeatureSelection::Price,
         eval_windows: DEMO_EVAL_WINDOWS,
         eval_window_rows: DEMO_EVAL_WINDOW_ROWS,
+        interval_level: DEFAULT_INTERVAL_LEVEL,
         registry: RegistryArgs::local(),
         force_promote: false,
 

@@ -3,10 +3,13 @@
 //! model as a new version and lets the promotion gate decide whether it becomes `champion`.
 //!
 //! Steps, per symbol and interval: read the feature frame ([`read_training_data`]), evaluate
-//! walk-forward and fit the final model on every row ([`fit_and_evaluate`], on a blocking
-//! thread), score the current champion on the same most recent window ([`champion_mae`]), then
-//! record everything in the registry ([`record`]): a run with tags, params, metrics and
-//! artifacts, marked FINISHED, registered as a version and promoted or kept as `challenger`.
+//! walk-forward and fit the final model on every row, and the naive forecast on the same
+//! windows and rows ([`fit_and_evaluate`], on a blocking thread), score the current champion on
+//! the same most recent window ([`champion_score`]), then record everything in the registry
+//! ([`record`]): a run with tags, params, metrics and artifacts, marked FINISHED, registered as
+//! a version, and the promotion gate between champion, new version and naive forecast; when the
+//! naive forecast wins, a naive model is logged and registered the same way and becomes
+//! champion.
 //! A failure before the run is FINISHED marks it FAILED, tags it with the reason and deletes
 //! it (MLflow's soft delete), so that the newest active run of the experiment, the one the seed
 //! app's scripts load, always holds a model; no version is registered for it and the champion
@@ -25,10 +28,12 @@ use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::features::{self, FeatureSpec, TrainingRows};
 use pricecast_shared::lake::{Lake, LakeArgs};
 use pricecast_shared::model::{
-    self, Dataset, Evaluation, Metrics, ModelArgs, ModelParams, TrainedModel,
+    self, Dataset, DieboldMariano, Evaluation, IntervalScore, Metrics, ModelArgs, ModelKind,
+    ModelParams, TrainedModel,
 };
 use pricecast_shared::registry::{
-    self, Bytes, CHAMPION, Metric, ModelRegistry, PromotionDecision, RegistryArgs, RunId, RunStatus,
+    self, Bytes, CHAMPION, GateScores, Metric, ModelRegistry, ModelVersion, PromotionDecision,
+    RegistryArgs, RunId, RunStatus,
 };
 use pricecast_shared::report::{JobReport, TrainWork, Work};
 use pricecast_shared::series::{SeriesScope, cores, work_series};
@@ -180,6 +185,15 @@ pub struct TrainOptions {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000)
     )]
     pub eval_window_rows: usize,
+    /// Nominal coverage of the forecast intervals, strictly between 0 and 1.
+    #[arg(
+        long,
+        env = "PRICECAST_INTERVAL_LEVEL",
+        value_name = "PRICECAST_INTERVAL_LEVEL",
+        default_value_t = model::DEFAULT_INTERVAL_LEVEL,
+        value_parser = model::parse_interval_level
+    )]
+    pub interval_level: f64,
     /// Give the new version the `champion` alias even when it is not better.
     #[arg(long)]
     pub force_promote: bool,
@@ -213,6 +227,8 @@ pub struct TrainPlan {
     pub eval_windows: usize,
     /// Rows per window.
     pub eval_window_rows: usize,
+    /// Nominal coverage of the forecast intervals.
+    pub interval_level: f64,
     /// The registry's experiment name and registered model name pattern.
     pub registry: RegistryArgs,
     /// Promote regardless of the numbers.
@@ -243,6 +259,7 @@ impl TrainPlan {
             features: options.model_features.clone(),
             eval_windows: options.eval_windows,
             eval_window_rows: options.eval_window_rows,
+            interval_level: options.interval_level,
             registry: registry.clone(),
             force_promote: options.force_promote,
             scope: series.scope()?,
@@ -269,6 +286,12 @@ pub struct SeriesReport {
     pub promotion: PromotionDecision,
     /// Rows the final model was fitted on.
     pub rows: usize,
+    /// Diebold–Mariano test of the model's absolute errors against the baseline's.
+    pub diebold_mariano: Option<DieboldMariano>,
+    /// How the forecast intervals held out of sample.
+    pub interval_score: Option<IntervalScore>,
+    /// The run of the naive model registered when it won the gate.
+    pub naive_run_id: Option<RunId>,
 }
 
 /// `pricecast-train`: opens the lake and the registry, then runs once or on the schedule.
@@ -460,50 +483,85 @@ pub struct FittedSeries {
     pub evaluation: Evaluation,
     /// The model fitted on all rows.
     pub model: TrainedModel,
+    /// The naive model evaluated on the same windows and fitted on the same rows; `None` when
+    /// the model is the naive one.
+    pub naive: Option<Box<FittedSeries>>,
 }
 
 /// Evaluates walk-forward, then fits the final model on every row (CPU work, on a blocking
-/// thread). The final model carries the evaluation's residual interval, for the API's
-/// forecast intervals.
+/// thread); the same for the naive model unless the model is naive. Each final model carries
+/// its own evaluation's split-conformal interval at `level`, for the API's forecast intervals.
 pub async fn fit_and_evaluate(
     dataset: Arc<Dataset>,
     params: ModelParams,
     windows: usize,
     window_rows: usize,
+    level: f64,
 ) -> Result<FittedSeries> {
     blocking(
         format!("training a {} model", params.kind.as_str()),
         move || {
-            let evaluation = model::walk_forward(&params, &dataset, windows, window_rows)?;
-            let mut model = TrainedModel::fit(&params, &dataset, 0..dataset.rows())?;
-            model.residual_interval = Some(evaluation.residual_interval.clone());
-            Ok(FittedSeries { evaluation, model })
+            let fit = |params: &ModelParams| -> Result<FittedSeries> {
+                let evaluation =
+                    model::walk_forward(params, &dataset, windows, window_rows, level)?;
+                let mut model = TrainedModel::fit(params, &dataset, 0..dataset.rows())?;
+                model.residual_interval = Some(evaluation.residual_interval.clone());
+                Ok(FittedSeries {
+                    evaluation,
+                    model,
+                    naive: None,
+                })
+            };
+            let mut fitted = fit(&params)?;
+            if params.kind != ModelKind::Naive {
+                fitted.naive = Some(Box::new(fit(&ModelParams::of_kind(ModelKind::Naive))?));
+            }
+            Ok(fitted)
         },
     )
     .await
 }
 
-/// The current champion's MAE on the most recent evaluation window (open times `window`),
-/// `None` when there is no champion, or when it cannot be scored on this frame (a feature the
-/// frame lacks, another horizon); the reason is logged.
+/// The current champion as the gate sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChampionScore {
+    /// Its version.
+    pub version: u64,
+    /// Its MAE on the comparison window; `None` when it cannot be scored on this frame.
+    pub mae: Option<f64>,
+    /// Whether it is the naive model.
+    pub naive: bool,
+}
+
+/// The current champion and its MAE on the most recent evaluation window (open times
+/// `window`); `None` when there is no champion. Its MAE is `None` when it cannot be scored on
+/// this frame (a feature the frame lacks, another horizon); the reason is logged.
 ///
 /// The new model's MAE there is out of sample, so the champion's must be too: a champion fitted
 /// before the window is scored as it is; one fitted on rows of the window (retrained on the
 /// same or newer data) would be scored in sample, so its type, parameters and features are
 /// fitted again on the rows known before the window, exactly as the walk-forward evaluation
 /// fits the new model, and that fit is scored.
-pub async fn champion_mae(
+pub async fn champion_score(
     registry: &ModelRegistry,
     model_name: &str,
     data: &TrainingData,
     interval: Interval,
     window: (i64, i64),
-) -> Result<Option<f64>> {
+) -> Result<Option<ChampionScore>> {
     let Some(champion) = RegisteredModel::load(registry, model_name, CHAMPION).await? else {
         return Ok(None);
     };
     let model = champion.model;
     let version = champion.version.version;
+    let naive = model.is_naive();
+    let score = |mae: Option<f64>| -> Result<Option<ChampionScore>> {
+        Ok(Some(ChampionScore {
+            version,
+            mae,
+            naive,
+        }))
+    };
     if let Some(missing) = model
         .feature_names
         .iter()
@@ -513,12 +571,14 @@ pub async fn champion_mae(
             model = model_name, version, feature = %missing,
             "the champion takes a feature the frame does not have; it cannot be scored"
         );
-        return Ok(None);
+        return score(None);
     }
     let frame = data.frame.clone();
+    let scored_model = model.clone();
     let scored = blocking(
         format!("scoring {model_name} version {version}"),
         move || {
+            let model = scored_model;
             let rows =
                 training_dataset(&frame, model.feature_names.clone(), model.horizon, interval)?;
             let times = rows.open_time_ms();
@@ -535,13 +595,13 @@ pub async fn champion_mae(
     )
     .await;
     match scored {
-        Ok(metrics) => Ok(Some(metrics.mae)),
+        Ok(metrics) => score(Some(metrics.mae)),
         Err(e) => {
             tracing::warn!(
                 model = model_name, version, error.message = %error_chain(&e),
                 "the champion cannot be scored on the current feature frame"
             );
-            Ok(None)
+            score(None)
         }
     }
 }
@@ -566,6 +626,7 @@ pub async fn train_series(
         plan.params.clone(),
         plan.eval_windows,
         plan.eval_window_rows,
+        plan.interval_level,
     )
     .await?;
     let last = fitted
@@ -576,7 +637,7 @@ pub async fn train_series(
             message: "the evaluation has no window".to_owned(),
         })?;
     let window = (last.first_open_ms, last.last_open_ms);
-    let champion = champion_mae(&ctx.registry, &model_name, &data, interval, window).await?;
+    let champion = champion_score(&ctx.registry, &model_name, &data, interval, window).await?;
     let context = RunContext {
         symbol,
         interval,
@@ -604,16 +665,77 @@ pub struct RunContext<'a> {
     pub feature_set_hash: &'a str,
 }
 
-/// Logs the run, registers the version and decides the promotion. A failure before the run
-/// is FINISHED retires it ([`retire_failed_run`]) and registers nothing; once FINISHED, the run
-/// holds a complete model, and stays the experiment's newest run even when registering or
-/// promoting it fails.
+/// Logs the run, registers the version and decides the promotion between `champion`, the new
+/// version and the naive forecast, all scored on the most recent evaluation window; when the
+/// naive forecast wins, its model is logged and registered the same way ([`log_and_register`])
+/// and becomes champion. A failure before a run is FINISHED retires it ([`retire_failed_run`])
+/// and registers nothing; once FINISHED, the run holds a complete model, and stays the
+/// experiment's newest run even when registering or promoting it fails.
 pub async fn record(
     registry: &ModelRegistry,
     context: &RunContext<'_>,
     fitted: &FittedSeries,
-    champion_mae: Option<f64>,
+    champion: Option<ChampionScore>,
 ) -> Result<SeriesReport> {
+    let (run, version) = log_and_register(registry, context, fitted).await?;
+    let evaluation = &fitted.evaluation;
+    let last_window = evaluation.last_report();
+    let new_mae = last_window.map_or(evaluation.model.mae, |w| w.model.mae);
+    let scores = GateScores {
+        new_mae,
+        new_is_naive: fitted.model.is_naive(),
+        champion_mae: champion.and_then(|c| c.mae),
+        champion_is_naive: champion.is_some_and(|c| c.naive),
+        naive_mae: last_window.map(|w| w.baseline.mae),
+    };
+    let mut naive_run_id = None;
+    let promotion = registry
+        .promote(
+            context.model_name,
+            version.version,
+            &scores,
+            context.plan.force_promote,
+            async || {
+                let naive = fitted.naive.as_deref().ok_or_else(|| Error::Model {
+                    operation: format!("registering the naive model of {}", context.model_name),
+                    message: "the naive model was not evaluated".to_owned(),
+                })?;
+                let plan = TrainPlan {
+                    params: naive.evaluation.params.clone(),
+                    ..context.plan.clone()
+                };
+                let naive_context = RunContext {
+                    plan: &plan,
+                    ..*context
+                };
+                let (run, version) = log_and_register(registry, &naive_context, naive).await?;
+                naive_run_id = Some(run);
+                Ok(version.version)
+            },
+        )
+        .await?;
+    Ok(SeriesReport {
+        run_id: run,
+        model_name: context.model_name.to_owned(),
+        version: version.version,
+        model: evaluation.model.clone(),
+        baseline: evaluation.baseline.clone(),
+        skill: evaluation.skill.unwrap_or(f64::NAN),
+        promotion,
+        rows: context.dataset.rows(),
+        diebold_mariano: evaluation.diebold_mariano.clone(),
+        interval_score: evaluation.interval_score.clone(),
+        naive_run_id,
+    })
+}
+
+/// Logs a run of `fitted` (tags, params, metrics, artifacts), marks it FINISHED and registers
+/// it as a new version of the context's model. A failure before FINISHED retires the run.
+pub async fn log_and_register(
+    registry: &ModelRegistry,
+    context: &RunContext<'_>,
+    fitted: &FittedSeries,
+) -> Result<(RunId, ModelVersion)> {
     let experiment = registry
         .experiment(&context.plan.registry.mlflow_experiment_name)
         .await?;
@@ -629,29 +751,7 @@ pub async fn record(
     let version = registry
         .register_version(context.model_name, &run, champion::MODEL_DIR)
         .await?;
-    let new_mae = fitted
-        .evaluation
-        .last_report()
-        .map_or(fitted.evaluation.model.mae, |w| w.model.mae);
-    let promotion = registry
-        .promote(
-            context.model_name,
-            version.version,
-            new_mae,
-            champion_mae,
-            context.plan.force_promote,
-        )
-        .await?;
-    Ok(SeriesReport {
-        run_id: run,
-        model_name: context.model_name.to_owned(),
-        version: version.version,
-        model: fitted.evaluation.model.clone(),
-        baseline: fitted.evaluation.baseline.clone(),
-        skill: fitted.evaluation.skill.unwrap_or(f64::NAN),
-        promotion,
-        rows: context.dataset.rows(),
-    })
+    Ok((run, version))
 }
 
 /// Retires a run whose logging failed: tags it with the reason ([`registry::tags::FAILURE`]),
@@ -755,7 +855,11 @@ async fn log_run(
             plan.eval_window_rows.to_string(),
         ),
         ("rows".to_owned(), context.dataset.rows().to_string()),
+        ("interval_level".to_owned(), plan.interval_level.to_string()),
     ]);
+    if let Some(dm) = &fitted.evaluation.diebold_mariano {
+        params.push(("dm_lag".to_owned(), dm.lag.to_string()));
+    }
     registry.log_params(run, &params).await?;
     registry
         .log_metrics(run, &run_metrics(&fitted.evaluation))
@@ -792,12 +896,15 @@ async fn log_run(
     Ok(())
 }
 
-/// The run's metrics: pooled model and baseline numbers, skill, the last window's MAE, the
-/// residual quantiles, and each window's MAE as a step of `window_mae`. Undefined values (a
-/// direction accuracy without moves, a skill without baseline error) are left out.
+/// The run's metrics: pooled model and baseline numbers, skill, the Diebold–Mariano test
+/// against the baseline, the last window's MAE, the interval's residual quantiles and how the
+/// interval held out of sample, and each window's MAE as a step of `window_mae`. Undefined
+/// values (a direction accuracy without moves, a skill without baseline error, a test of the
+/// naive model against itself, interval scores with one window) are left out.
 pub fn run_metrics(evaluation: &Evaluation) -> Vec<Metric> {
     let m = &evaluation.model;
     let b = &evaluation.baseline;
+    let score = evaluation.interval_score.as_ref();
     let mut metrics = vec![
         Metric::new(metric::MAE, m.mae),
         Metric::new(metric::RMSE, m.rmse),
@@ -816,6 +923,18 @@ pub fn run_metrics(evaluation: &Evaluation) -> Vec<Metric> {
             metric::LAST_WINDOW_MAE,
             evaluation.last_report().map(|w| w.model.mae),
         ),
+        (
+            metric::DM_STAT,
+            evaluation.diebold_mariano.as_ref().map(|d| d.statistic),
+        ),
+        (
+            metric::DM_P_VALUE,
+            evaluation.diebold_mariano.as_ref().map(|d| d.p_value),
+        ),
+        (metric::COVERAGE, score.map(|s| s.coverage)),
+        (metric::INTERVAL_WIDTH_PCT, score.map(|s| s.width_pct)),
+        (metric::PINBALL_LOWER, score.map(|s| s.pinball_lower)),
+        (metric::PINBALL_UPPER, score.map(|s| s.pinball_upper)),
     ];
     metrics.extend(
         optional

@@ -13,7 +13,8 @@ candles ahead from standardised features, and the forecast is
 
 * linear, ridge, lasso, elastic net: ``z = intercept + Σ weight_j × (x_j − mean_j) / scale_j``;
 * random forest: the mean over the trees of the leaf each standardised row falls in (a row
-  goes to a node's ``true_child`` when its value of ``split_feature`` is ≤ ``split_value``).
+  goes to a node's ``true_child`` when its value of ``split_feature`` is ≤ ``split_value``);
+* naive: no regression (``{"Naive": {}}``); the forecast is the anchor itself.
 
 The anchor is the ``last_close`` column (the close of the candle the features describe): with
 it the forecast is exactly Pricecast's. Without it, and only for a model that takes
@@ -128,7 +129,10 @@ class PricecastModel:
         (kind, body), = fitted.items()
         self.kind = kind
         self.trees = None
-        if kind == "Linear":
+        self.naive = False
+        if kind == "Naive":
+            self.naive = True
+        elif kind == "Linear":
             self.weights = _numbers(body["weights"], p, "weights")
             self.intercept = 0.0
         elif kind in _LINEAR_KINDS:
@@ -158,6 +162,8 @@ class PricecastModel:
                 f"feature {self.feature_names[column]} is {x[row, column]} in row {row}"
             )
         anchor = self._anchor(frame, x)
+        if self.naive:
+            return anchor.copy()
         standardised = (x - self.feature_mean) / self.feature_scale
         if self.trees is None:
             z = np.full(x.shape[0], self.intercept)

@@ -84,10 +84,25 @@ pub mod metric {
     pub const SKILL: &str = "skill";
     /// MAE on the most recent window only (what promotion compares).
     pub const LAST_WINDOW_MAE: &str = "last_window_mae";
-    /// Lower quantile of `actual / predicted − 1` over the evaluated candles.
+    /// Lower end of the split-conformal interval, as `actual / predicted − 1`, over the
+    /// evaluated candles at `PRICECAST_INTERVAL_LEVEL` (the name is the default level's: the
+    /// 5% quantile).
     pub const RESIDUAL_LOW: &str = "residual_q05";
-    /// Upper quantile of `actual / predicted − 1`.
+    /// Upper end of that interval (the 95% quantile at the default level).
     pub const RESIDUAL_HIGH: &str = "residual_q95";
+    /// Diebold–Mariano statistic of the model's absolute errors against the baseline's
+    /// (negative: the model's are smaller).
+    pub const DM_STAT: &str = "dm_stat";
+    /// Its two-sided p-value.
+    pub const DM_P_VALUE: &str = "dm_p_value";
+    /// Share of the evaluated candles inside an interval calibrated on earlier windows only.
+    pub const COVERAGE: &str = "coverage";
+    /// Mean width of those intervals, in percent of the forecast.
+    pub const INTERVAL_WIDTH_PCT: &str = "interval_width_pct";
+    /// Mean pinball loss of the interval's lower end at its quantile level, in price units.
+    pub const PINBALL_LOWER: &str = "pinball_lower";
+    /// Mean pinball loss of the upper end.
+    pub const PINBALL_UPPER: &str = "pinball_upper";
 }
 
 /// A model version loaded from the registry, ready to predict.

@@ -21,6 +21,11 @@
 //!
 //! Binance's variables (`BINANCE_BASE_URL`, `BINANCE_ARCHIVE_URL`, `BINANCE_REQUEST_TIMEOUT_SECS`,
 //! `BINANCE_RETRY_BUDGET_SECS`, `BINANCE_WEIGHT_LIMIT`) are listed in `pricecast_binance::config`.
+//! The model's variables (`PRICECAST_MODEL_TYPE`, `PRICECAST_MODEL_ALPHA`,
+//! `PRICECAST_MODEL_L1_RATIO`, `PRICECAST_MODEL_TREES`, `PRICECAST_MODEL_MAX_DEPTH`,
+//! `PRICECAST_MODEL_MIN_SAMPLES_LEAF`, `PRICECAST_MODEL_SEED`) and `PRICECAST_INTERVAL_LEVEL`
+//! (the nominal coverage of forecast intervals, strictly between 0 and 1, default 0.9) are
+//! listed in [`crate::model`].
 //! The lake's variables (`LAKE_URL`, `AWS_ENDPOINT_URL`, `MLFLOW_S3_ENDPOINT_URL`,
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`) are listed in [`crate::lake`].
 //! The warehouse's variables (`DATABRICKS_SERVER_HOSTNAME`, `DATABRICKS_HTTP_PATH`,

@@ -16,7 +16,7 @@ use pricecast_shared::champion::RegisteredModel;
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::features::FeatureSpec;
 use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
-use pricecast_shared::model::ModelParams;
+use pricecast_shared::model::{DEFAULT_INTERVAL_LEVEL, ModelParams};
 use pricecast_shared::registry::{CHAMPION, LocalRegistry, ModelRegistry, RegistryArgs};
 use pricecast_shared::report::JobReport;
 use pricecast_shared::series::SeriesScope;
@@ -102,6 +102,7 @@ impl TrainedPipeline {
             features: FeatureSelection::Price,
             eval_windows: EVAL_WINDOWS,
             eval_window_rows: EVAL_WINDOW_ROWS,
+            interval_level: DEFAULT_INTERVAL_LEVEL,
             registry: RegistryArgs::local(),
             force_promote,
             scope: SeriesScope::default(),

@@ -274,7 +274,18 @@ fn forecast(
             "the champion's forecast from these inputs is {predicted}; check the values"
         )));
     }
-    let band = |key: &str| champion.metric(key).map(|q| predicted * (1.0 + q));
+    // The interval the model carries (split-conformal from its walk-forward residuals); a
+    // model saved without one falls back on its run's residual quantiles.
+    let (lower, upper) = match &model.residual_interval {
+        Some(interval) => {
+            let (lower, upper) = interval.around(predicted);
+            (Some(lower), Some(upper))
+        }
+        None => {
+            let band = |key: &str| champion.metric(key).map(|q| predicted * (1.0 + q));
+            (band(metric::RESIDUAL_LOW), band(metric::RESIDUAL_HIGH))
+        }
+    };
     let step = interval.duration_ms();
     let target_close_ms = row.open_time.timestamp_millis() + i64::from(model.horizon) * step + step;
     Ok(Prediction {
@@ -290,8 +301,8 @@ fn forecast(
             .unwrap_or(row.open_time),
         horizon: model.horizon,
         baseline_price: row.close,
-        lower: band(metric::RESIDUAL_LOW),
-        upper: band(metric::RESIDUAL_HIGH),
+        lower,
+        upper,
         features_used: model
             .feature_names
             .iter()

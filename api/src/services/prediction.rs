@@ -29,7 +29,8 @@ pub struct Prediction {
     pub horizon: u32,
     /// The naive baseline's forecast: the last close.
     pub baseline_price: f64,
-    /// Lower end of the interval around the forecast (from the model's walk-forward residuals).
+    /// Lower end of the interval around the forecast: split-conformal from the model's
+    /// walk-forward residuals, at the nominal level it was trained with.
     pub lower: Option<f64>,
     /// Upper end of that interval.
     pub upper: Option<f64>,

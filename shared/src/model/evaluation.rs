@@ -1,11 +1,13 @@
-//! Honest evaluation: walk-forward over time-ordered windows against the naive baseline.
+//! Honest evaluation: walk-forward over time-ordered windows against the naive baseline, with a
+//! Diebold–Mariano test of the difference and split-conformal intervals scored out of sample.
 
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
 use super::dataset::rfc3339;
-use super::interval::{LOWER_RESIDUAL_QUANTILE, ResidualInterval, UPPER_RESIDUAL_QUANTILE};
+use super::diebold_mariano::{DieboldMariano, newey_west_lag};
+use super::interval::{IntervalScore, ResidualInterval};
 use super::trained::min_training_rows;
 use super::{Dataset, ModelParams, TrainedModel, model_error};
 use crate::Result;
@@ -118,8 +120,15 @@ pub struct Evaluation {
     pub skill: Option<f64>,
     /// The most recent window's rows, for a chart.
     pub last_window: WindowSeries,
-    /// Relative residual quantiles over every evaluated row.
+    /// The split-conformal interval at the nominal level, calibrated on every evaluated row's
+    /// relative residual: the interval the final model serves.
     pub residual_interval: ResidualInterval,
+    /// How the interval held on rows it was not calibrated on: each window from the second on,
+    /// scored with the interval calibrated on the windows before it. `None` with one window.
+    pub interval_score: Option<IntervalScore>,
+    /// Diebold–Mariano test of the model's absolute errors against the baseline's over every
+    /// evaluated row; `None` when they never differ (the naive model) or too few rows.
+    pub diebold_mariano: Option<DieboldMariano>,
 }
 
 impl Evaluation {
@@ -142,7 +151,8 @@ pub fn walk_forward_rows_needed(
 }
 
 /// Expanding-window walk-forward evaluation over the most recent `windows` windows of
-/// `window_rows` rows each, oldest first, without shuffling.
+/// `window_rows` rows each, oldest first, without shuffling; intervals at nominal coverage
+/// `level` (in (0, 1), `PRICECAST_INTERVAL_LEVEL`).
 ///
 /// No look-ahead: the model for a window starting at row `s` is fitted (standardiser included)
 /// only on rows whose target close was known by the time row `s`'s candle opened, rows `i`
@@ -153,10 +163,16 @@ pub fn walk_forward(
     data: &Dataset,
     windows: usize,
     window_rows: usize,
+    level: f64,
 ) -> Result<Evaluation> {
     let operation = format!("walk-forward evaluation of a {} model", params.kind);
     let fail = |message: String| Err(model_error(&operation, message));
     params.validate()?;
+    if !(level > 0.0 && level < 1.0) {
+        return fail(format!(
+            "PRICECAST_INTERVAL_LEVEL must be between 0 and 1, both excluded (got {level})"
+        ));
+    }
     if windows == 0 || window_rows == 0 {
         return fail(format!(
             "windows ({windows}) and rows per window ({window_rows}) must be at least 1"
@@ -184,6 +200,7 @@ pub fn walk_forward(
     let mut reports = Vec::with_capacity(windows);
     let (mut predicted, mut actual, mut last) = (Vec::new(), Vec::new(), Vec::new());
     let mut last_window = None;
+    let mut interval_score = IntervalScore::default();
     for w in 0..windows {
         let start = first_test + w * window_rows;
         let test_rows = start..start + window_rows;
@@ -221,6 +238,12 @@ pub fn walk_forward(
                 interval_ms: data.interval_ms(),
             });
         }
+        // Scored before its own residuals join the calibration set.
+        if let Some(interval) =
+            ResidualInterval::conformal(&relative_residuals(&predicted, &actual), level)
+        {
+            interval_score.add(&interval, &window_predicted, window_actual);
+        }
         predicted.extend_from_slice(&window_predicted);
         actual.extend_from_slice(window_actual);
         last.extend_from_slice(window_last);
@@ -230,12 +253,19 @@ pub fn walk_forward(
     };
     let model = Metrics::of(&predicted, &actual, &last);
     let baseline = Metrics::of(&last, &actual, &last);
-    let mut residuals: Vec<f64> = actual
-        .iter()
-        .zip(&predicted)
-        .map(|(a, p)| a / p - 1.0)
-        .collect();
-    residuals.sort_by(f64::total_cmp);
+    let Some(residual_interval) =
+        ResidualInterval::conformal(&relative_residuals(&predicted, &actual), level)
+    else {
+        return fail("no row was evaluated".into());
+    };
+    let errors = |forecasts: &[f64]| -> Vec<f64> {
+        forecasts.iter().zip(&actual).map(|(f, a)| f - a).collect()
+    };
+    let diebold_mariano = DieboldMariano::test(
+        &errors(&predicted),
+        &errors(&last),
+        newey_west_lag(data.horizon(), predicted.len()),
+    );
     Ok(Evaluation {
         params: params.clone(),
         windows: reports,
@@ -243,14 +273,19 @@ pub fn walk_forward(
         model,
         baseline,
         last_window,
-        residual_interval: ResidualInterval {
-            lower_quantile: LOWER_RESIDUAL_QUANTILE,
-            upper_quantile: UPPER_RESIDUAL_QUANTILE,
-            lower: quantile(&residuals, LOWER_RESIDUAL_QUANTILE),
-            upper: quantile(&residuals, UPPER_RESIDUAL_QUANTILE),
-            rows: residuals.len(),
-        },
+        residual_interval,
+        interval_score: (interval_score.rows > 0).then_some(interval_score),
+        diebold_mariano,
     })
+}
+
+/// `actual / predicted − 1`, row by row.
+fn relative_residuals(predicted: &[f64], actual: &[f64]) -> Vec<f64> {
+    actual
+        .iter()
+        .zip(predicted)
+        .map(|(a, p)| a / p - 1.0)
+        .collect()
 }
 
 /// Scores an already trained model (a champion) on `rows` of `data`, with the same metrics as
@@ -270,16 +305,4 @@ fn training_end(data: &Dataset, start: usize) -> usize {
     let cutoff = data.open_time_ms()[start];
     let known_after = (i64::from(data.horizon()) + 1) * data.interval_ms() - 1;
     data.open_time_ms()[..start].partition_point(|&open| open + known_after <= cutoff)
-}
-
-/// The `level` quantile of sorted values, interpolating linearly between neighbours.
-fn quantile(sorted: &[f64], level: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let position = level * (sorted.len() - 1) as f64;
-    let below = position.floor() as usize;
-    let above = position.ceil() as usize;
-    let fraction = position - below as f64;
-    sorted[below] + (sorted[above] - sorted[below]) * fraction
 }

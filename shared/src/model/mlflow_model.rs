@@ -85,7 +85,7 @@ pub struct Flavors {
 /// The `pricecast` flavor.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PricecastFlavor {
-    /// `linear`, `ridge`, `lasso`, `elastic-net` or `random-forest`.
+    /// `linear`, `ridge`, `lasso`, `elastic-net`, `random-forest` or `naive`.
     pub model_type: String,
     /// The model file.
     pub model_file: String,

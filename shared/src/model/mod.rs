@@ -1,22 +1,28 @@
 //! Forecasting models: fit on a feature frame, predict a close `horizon` candles ahead, evaluate
 //! walk-forward against the naive "next close = last close" baseline, save and load, chart.
 //!
+//! `naive` is a kind like the others: it forecasts the last close, and is fitted, evaluated,
+//! saved and served through the same code, so the baseline can be registered and served when
+//! nothing beats it.
+//!
 //! Every model predicts the horizon's log return `r = ln(target_close / last_close)` from
 //! standardised features; the forecast close is `last_close × exp(r̂)`. The standardiser (feature
 //! and target means and scales) is learned on the training rows only and stored with the model.
 //!
 //! | variable | flag | default |
 //! |---|---|---|
-//! | `PRICECAST_MODEL_TYPE` | `--model-type` | `linear` (`ridge`, `lasso`, `elastic-net`, `random-forest`) |
+//! | `PRICECAST_MODEL_TYPE` | `--model-type` | `linear` (`ridge`, `lasso`, `elastic-net`, `random-forest`, `naive`) |
 //! | `PRICECAST_MODEL_ALPHA` | `--model-alpha` | 0.001 |
 //! | `PRICECAST_MODEL_L1_RATIO` | `--model-l1-ratio` | 0.5 |
 //! | `PRICECAST_MODEL_TREES` | `--model-trees` | 100 |
 //! | `PRICECAST_MODEL_MAX_DEPTH` | `--model-max-depth` | 8 |
 //! | `PRICECAST_MODEL_MIN_SAMPLES_LEAF` | `--model-min-samples-leaf` | 20 |
 //! | `PRICECAST_MODEL_SEED` | `--model-seed` | 42 |
+//! | `PRICECAST_INTERVAL_LEVEL` | `--interval-level` | 0.9 (nominal coverage of forecast intervals) |
 
 mod chart;
 mod dataset;
+mod diebold_mariano;
 mod evaluation;
 mod interval;
 mod least_squares;
@@ -28,16 +34,20 @@ use serde::{Deserialize, Serialize};
 
 pub use chart::chart_svg;
 pub use dataset::Dataset;
+pub use diebold_mariano::{DieboldMariano, newey_west_lag};
 pub use evaluation::{
     Evaluation, Metrics, WindowReport, WindowSeries, evaluate, walk_forward,
     walk_forward_rows_needed,
 };
-pub use interval::{LOWER_RESIDUAL_QUANTILE, ResidualInterval, UPPER_RESIDUAL_QUANTILE};
+pub use interval::{
+    DEFAULT_INTERVAL_LEVEL, IntervalScore, ResidualInterval, parse_interval_level, pinball_loss,
+};
 pub use mlflow_model::{MlModel, ModelFile};
 pub use scaler::Standardiser;
 pub use trained::{
     ANCHOR_FEATURE, FittedModel, INPUT_EXAMPLE_FILE, LAST_CLOSE_INPUT, LinearWeights, MODEL_FILE,
-    MODEL_FORMAT_VERSION, PREDICTED_CLOSE_OUTPUT, TrainedModel, TrainingSpan, min_training_rows,
+    MODEL_FORMAT_VERSION, NaiveForecast, PREDICTED_CLOSE_OUTPUT, TrainedModel, TrainingSpan,
+    min_training_rows,
 };
 
 use crate::{Error, Result};
@@ -62,6 +72,10 @@ pub enum ModelKind {
     ElasticNet,
     /// Bagged regression trees (smartcore `RandomForestRegressor`).
     RandomForest,
+    /// The naive forecast: the close `horizon` candles ahead is the last close (a log return
+    /// of zero). Fitted on nothing; its interval comes from its own walk-forward residuals,
+    /// like every other kind's.
+    Naive,
 }
 
 impl ModelKind {
@@ -73,6 +87,7 @@ impl ModelKind {
             Self::Lasso => "lasso",
             Self::ElasticNet => "elastic-net",
             Self::RandomForest => "random-forest",
+            Self::Naive => "naive",
         }
     }
 }
@@ -194,7 +209,7 @@ impl ModelParams {
     pub fn relevant(&self) -> Vec<(&'static str, String)> {
         let mut pairs = vec![("model_type", self.kind.as_str().to_owned())];
         match self.kind {
-            ModelKind::Linear => {}
+            ModelKind::Linear | ModelKind::Naive => {}
             ModelKind::Ridge | ModelKind::Lasso => pairs.push(("alpha", self.alpha.to_string())),
             ModelKind::ElasticNet => {
                 pairs.push(("alpha", self.alpha.to_string()));
@@ -214,7 +229,7 @@ impl ModelParams {
 /// The model settings of the train job, each a flag and an environment variable.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Model type: linear, ridge, lasso, elastic-net or random-forest.
+    /// Model type: linear, ridge, lasso, elastic-net, random-forest or naive.
     #[arg(
         long,
         env = "PRICECAST_MODEL_TYPE",

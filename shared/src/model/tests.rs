@@ -5,6 +5,7 @@ use rand::{Rng, SeedableRng};
 use super::*;
 
 const HOUR_MS: i64 = 3_600_000;
+const LEVEL: f64 = DEFAULT_INTERVAL_LEVEL;
 const START_MS: i64 = 1_700_000_000_000 / HOUR_MS * HOUR_MS;
 
 fn normal(rng: &mut StdRng) -> f64 {
@@ -76,12 +77,13 @@ fn quick(kind: ModelKind) -> ModelParams {
     }
 }
 
-const KINDS: [ModelKind; 5] = [
+const KINDS: [ModelKind; 6] = [
     ModelKind::Linear,
     ModelKind::Ridge,
     ModelKind::Lasso,
     ModelKind::ElasticNet,
     ModelKind::RandomForest,
+    ModelKind::Naive,
 ];
 
 #[test]
@@ -162,7 +164,7 @@ fn walk_forward_has_no_look_ahead() {
     base.horizon = 3;
     let data = base.dataset();
     let params = ModelParams::default();
-    let evaluation = walk_forward(&params, &data, 3, 50).expect("walk-forward");
+    let evaluation = walk_forward(&params, &data, 3, 50, LEVEL).expect("walk-forward");
     let first = &evaluation.windows[0];
     let last = evaluation.last_report().expect("windows");
     // Rows s−3..s have targets after row s opened: the training rows end before them.
@@ -176,7 +178,7 @@ fn walk_forward_has_no_look_ahead() {
     for i in 547..550 {
         unknown.target[i] *= 1.3;
     }
-    let again = walk_forward(&params, &unknown.dataset(), 3, 50).expect("walk-forward");
+    let again = walk_forward(&params, &unknown.dataset(), 3, 50, LEVEL).expect("walk-forward");
     assert_eq!(
         again.last_window.predicted,
         evaluation.last_window.predicted
@@ -194,7 +196,7 @@ fn walk_forward_has_no_look_ahead() {
             *v += 4.0;
         }
     }
-    let again = walk_forward(&params, &later.dataset(), 3, 50).expect("walk-forward");
+    let again = walk_forward(&params, &later.dataset(), 3, 50, LEVEL).expect("walk-forward");
     assert_eq!(again.windows[0].model, first.model);
     // The middle window did train on the rewritten targets of rows 447..450.
     assert_ne!(again.windows[1].model, evaluation.windows[1].model);
@@ -208,7 +210,8 @@ fn walk_forward_respects_gaps_in_time() {
     for t in &mut base.times[550..] {
         *t += 2 * HOUR_MS;
     }
-    let evaluation = walk_forward(&ModelParams::default(), &base.dataset(), 1, 50).expect("wf");
+    let evaluation =
+        walk_forward(&ModelParams::default(), &base.dataset(), 1, 50, LEVEL).expect("wf");
     assert_eq!(evaluation.windows[0].train_rows, 0..550);
 }
 
@@ -336,7 +339,7 @@ fn evaluate_matches_the_last_walk_forward_window() {
     let data = signal().dataset();
     for kind in [ModelKind::Linear, ModelKind::RandomForest] {
         let params = quick(kind);
-        let evaluation = walk_forward(&params, &data, 2, 40).expect("walk-forward");
+        let evaluation = walk_forward(&params, &data, 2, 40, LEVEL).expect("walk-forward");
         let last = evaluation.last_report().expect("windows");
         let champion = TrainedModel::fit(&params, &data, last.train_rows.clone()).expect("fit");
         let metrics = evaluate(&champion, &data, last.test_rows.clone()).expect("evaluate");
@@ -349,7 +352,8 @@ fn evaluate_matches_the_last_walk_forward_window() {
 #[test]
 fn walk_forward_beats_the_baseline_on_a_real_signal() {
     let data = signal().dataset();
-    let evaluation = walk_forward(&ModelParams::default(), &data, 4, 25).expect("walk-forward");
+    let evaluation =
+        walk_forward(&ModelParams::default(), &data, 4, 25, LEVEL).expect("walk-forward");
     let skill = evaluation.skill.expect("baseline moved");
     assert!(skill > 0.3, "{skill}");
     let interval = &evaluation.residual_interval;
@@ -357,12 +361,66 @@ fn walk_forward_beats_the_baseline_on_a_real_signal() {
     assert_eq!(interval.rows, 100);
     let (low, high) = interval.around(100.0);
     assert!(low < 100.0 && high > 100.0);
+    // A real signal: the model's absolute errors are smaller than the baseline's, clearly.
+    let dm = evaluation.diebold_mariano.as_ref().expect("tested");
+    assert!(dm.statistic < -3.0 && dm.p_value < 0.01, "{dm:?}");
+    assert_eq!(dm.n, 100);
+    assert_eq!(dm.lag, newey_west_lag(1, 100));
+    // Windows 2 to 4 scored with intervals calibrated on the windows before each.
+    let score = evaluation.interval_score.as_ref().expect("scored");
+    assert_eq!(score.rows, 75);
+    assert!(score.coverage > 0.7 && score.width_pct > 0.0, "{score:?}");
+}
+
+#[test]
+fn the_naive_kind_forecasts_the_last_close_and_scores_as_the_baseline() {
+    let data = signal().dataset();
+    let naive = ModelParams::of_kind(ModelKind::Naive);
+    let model = TrainedModel::fit(&naive, &data, 0..500).expect("fit");
+    assert!(model.is_naive());
+    assert_eq!(
+        model.predict(&data, 500..600).expect("predict"),
+        data.last_close()[500..600]
+    );
+    assert_eq!(model.predict_close(data.row(3), 123.5).expect("one"), 123.5);
+    assert!(model.predict_close(data.row(3), -1.0).is_err());
+    let evaluation = walk_forward(&naive, &data, 4, 25, LEVEL).expect("walk-forward");
+    assert_eq!(evaluation.model, evaluation.baseline);
+    assert_eq!(evaluation.skill, Some(0.0));
+    assert_eq!(evaluation.diebold_mariano, None, "nothing to test");
+    let linear = walk_forward(&ModelParams::default(), &data, 4, 25, LEVEL).expect("wf");
+    assert_eq!(linear.baseline, evaluation.baseline, "the same windows");
+    for (a, b) in linear.windows.iter().zip(&evaluation.windows) {
+        assert_eq!(a.test_rows, b.test_rows);
+        assert_eq!(a.baseline, b.baseline);
+        assert_eq!(b.model, b.baseline);
+    }
+    // Its interval is that of the last move: actual / last − 1.
+    let moves: Vec<f64> = data.target_close()[500..600]
+        .iter()
+        .zip(&data.last_close()[500..600])
+        .map(|(a, l)| a / l - 1.0)
+        .collect();
+    assert_eq!(
+        Some(evaluation.residual_interval),
+        ResidualInterval::conformal(&moves, LEVEL)
+    );
+    let bytes = model.to_bytes().expect("save");
+    assert!(
+        String::from_utf8_lossy(&bytes).contains("\"Naive\":{}"),
+        "the loader's layout"
+    );
+    let err = walk_forward(&naive, &data, 4, 25, 1.0).expect_err("level");
+    assert!(
+        err.to_string().contains("PRICECAST_INTERVAL_LEVEL"),
+        "{err}"
+    );
 }
 
 #[test]
 fn too_little_history_says_how_many_rows_exist_and_are_needed() {
     let data = Synthetic::new(150, &[0.001, 0.002], 0.0, 0.001, 1).dataset();
-    let err = walk_forward(&ModelParams::default(), &data, 2, 30)
+    let err = walk_forward(&ModelParams::default(), &data, 2, 30, LEVEL)
         .expect_err("too short")
         .to_string();
     assert!(err.contains("150 rows exist but 161 are needed"), "{err}");
@@ -393,7 +451,7 @@ fn constant_and_missing_features_are_named() {
         HOUR_MS,
     )
     .expect("constant is valid data");
-    let err = walk_forward(&ModelParams::default(), &constant, 2, 20)
+    let err = walk_forward(&ModelParams::default(), &constant, 2, 20, LEVEL)
         .expect_err("constant")
         .to_string();
     assert!(err.contains("volume_z") && !err.contains("rsi_14"), "{err}");
@@ -465,7 +523,8 @@ fn the_same_seed_grows_the_same_forest() {
 #[test]
 fn chart_is_an_svg_with_three_lines_and_a_legend() {
     let data = signal().dataset();
-    let evaluation = walk_forward(&ModelParams::default(), &data, 1, 48).expect("walk-forward");
+    let evaluation =
+        walk_forward(&ModelParams::default(), &data, 1, 48, LEVEL).expect("walk-forward");
     let svg = chart_svg(&evaluation.last_window, "BTCUSDT 1h, 1 step ahead").expect("chart");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     // Three series plus their three legend marks.

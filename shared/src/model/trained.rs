@@ -50,6 +50,10 @@ pub struct LinearWeights {
     pub weights: Vec<f64>,
 }
 
+/// The naive forecast has nothing fitted: it forecasts the last close.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NaiveForecast {}
+
 /// The fitted regression, one variant per [`ModelKind`], all on standardised data.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum FittedModel {
@@ -63,6 +67,8 @@ pub enum FittedModel {
     ElasticNet(ElasticNet<f64, f64, Matrix, Vec<f64>>),
     /// smartcore random forest.
     RandomForest(RandomForestRegressor<f64, f64, Matrix, Vec<f64>>),
+    /// "Next close = last close".
+    Naive(NaiveForecast),
 }
 
 /// Which rows a model was trained on.
@@ -175,6 +181,7 @@ impl TrainedModel {
                     RandomForestRegressor::fit(&z, &t, forest).map_err(&failed)?,
                 )
             }
+            ModelKind::Naive => FittedModel::Naive(NaiveForecast {}),
         };
         let times = data.open_time_ms();
         Ok(Self {
@@ -197,6 +204,9 @@ impl TrainedModel {
     /// [`TrainedModel::feature_names`] order) and this close.
     pub fn predict_close(&self, features: &[f64], last_close: f64) -> Result<f64> {
         self.check_input(features, last_close)?;
+        if self.is_naive() {
+            return Ok(last_close);
+        }
         let standardised = match self.linear_form() {
             Some((weights, intercept)) => {
                 let mut sum = intercept;
@@ -247,6 +257,9 @@ impl TrainedModel {
             ));
         }
         let closes = &data.last_close()[rows.clone()];
+        if self.is_naive() {
+            return Ok(closes.to_vec());
+        }
         if self.linear_form().is_some() {
             return rows
                 .clone()
@@ -326,8 +339,13 @@ impl TrainedModel {
         Ok(serde_json::json!({"columns": columns, "data": [values]}).to_string())
     }
 
+    /// Whether it is the naive forecast (the last close, whatever the features).
+    pub fn is_naive(&self) -> bool {
+        matches!(self.fitted, FittedModel::Naive(_))
+    }
+
     /// Weights (on standardised features, for the standardised target) and intercept, for
-    /// the linear kinds; `None` for the random forest.
+    /// the linear kinds; `None` for the random forest and the naive forecast.
     pub fn linear_form(&self) -> Option<(&[f64], f64)> {
         match &self.fitted {
             FittedModel::Linear(linear) => Some((&linear.weights, 0.0)),
@@ -336,7 +354,7 @@ impl TrainedModel {
             FittedModel::ElasticNet(model) => {
                 Some((column(model.coefficients()), *model.intercept()))
             }
-            FittedModel::RandomForest(_) => None,
+            FittedModel::RandomForest(_) | FittedModel::Naive(_) => None,
         }
     }
 

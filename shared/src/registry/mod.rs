@@ -10,8 +10,10 @@
 //!   deployments need no MLflow.
 //!
 //! Promotion ([`ModelRegistry::promote`]): a new version always gets the alias `challenger`;
-//! it takes `champion` only when its MAE beats the current champion's on the same window, when
-//! there is no champion, or when forced. Every decision is recorded on the version as tags.
+//! `champion` goes to whichever of the current champion, the new version and the naive forecast
+//! has the lowest MAE on the same window (the naive forecast wins ties and is registered as a
+//! version when it wins), or to the new version when forced. Every decision is recorded on the
+//! versions as tags ([`promotion`]).
 //!
 //! Settings are in [`config`].
 
@@ -30,7 +32,7 @@ pub use bytes::Bytes;
 pub use config::RegistryArgs;
 pub use local::LocalRegistry;
 pub use mlflow::MlflowRegistry;
-pub use promotion::{Decision, PromotionDecision};
+pub use promotion::{Decision, GateScores, PromotionDecision, Winner};
 
 use crate::error::{Error, Result};
 use crate::lake::{Lake, LakeArgs};
@@ -421,41 +423,55 @@ impl ModelRegistry {
         dispatch!(self, r => r.set_version_tag(model, version, key, value).await)
     }
 
-    /// Gives `version` the alias `challenger`, and `champion` when it beats the current
-    /// champion's MAE on the same window (`champion_mae`), when there is no champion, or when
-    /// `force` is set. The decision and both numbers are recorded as version tags before the
-    /// champion moves, so a failure leaves the champion where it was.
+    /// Gives `version` the alias `challenger`, then decides who holds `champion`
+    /// ([`PromotionDecision::decide`] on `scores`, against the version `champion` points to
+    /// now). When the naive forecast wins, `register_naive` registers a naive model and returns
+    /// its version. The decision and all three numbers are recorded as tags on the new version
+    /// (and on the naive one) before the champion moves, so a failure leaves the champion where
+    /// it was.
     pub async fn promote(
         &self,
         model: &str,
         version: u64,
-        new_mae: f64,
-        champion_mae: Option<f64>,
+        scores: &GateScores,
         force: bool,
+        register_naive: impl AsyncFnOnce() -> Result<u64>,
     ) -> Result<PromotionDecision> {
         self.set_alias(model, CHALLENGER, version).await?;
         let champion = self.get_alias(model, CHAMPION).await?;
-        let decision = PromotionDecision::decide(
+        let mut decision = PromotionDecision::decide(
             model,
             version,
-            new_mae,
+            scores,
             champion.as_ref().map(|c| c.version),
-            champion_mae,
             force,
         );
-        for (key, value) in decision.tags() {
-            self.set_version_tag(model, version, &key, &value).await?;
+        if decision.needs_naive_version() {
+            decision.naive_version = Some(register_naive().await?);
         }
-        if decision.makes_champion() {
-            self.set_alias(model, CHAMPION, version).await?;
+        let tagged = std::iter::once(version).chain(decision.naive_version);
+        for tagged_version in tagged {
+            for (key, value) in decision.tags() {
+                self.set_version_tag(model, tagged_version, &key, &value)
+                    .await?;
+            }
+        }
+        let moved = decision
+            .champion_after()
+            .filter(|&winner| Some(winner) != decision.champion_version);
+        if let Some(winner) = moved {
+            self.set_alias(model, CHAMPION, winner).await?;
         }
         tracing::info!(
             model,
             version,
             decision = decision.decision.as_str(),
-            new_mae,
-            champion_mae = ?champion_mae,
+            winner = decision.winner.as_str(),
+            new_mae = scores.new_mae,
+            champion_mae = ?decision.champion_mae,
+            naive_mae = ?decision.naive_mae,
             champion_version = ?decision.champion_version,
+            naive_version = ?decision.naive_version,
             "promotion decided"
         );
         Ok(decision)

@@ -38,7 +38,9 @@ use pricecast_shared::champion::RegisteredModel;
 use pricecast_shared::domain::Interval;
 use pricecast_shared::features::{FeatureSpec, latest_row};
 use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
-use pricecast_shared::model::{Dataset, ModelParams, TrainedModel, walk_forward};
+use pricecast_shared::model::{
+    DEFAULT_INTERVAL_LEVEL, Dataset, ModelParams, TrainedModel, walk_forward,
+};
 use pricecast_shared::registry::{CHAMPION, LocalRegistry, ModelRegistry, RegistryArgs};
 use pricecast_shared::series::SeriesScope;
 use pricecast_shared::store::CandleQuery;
@@ -780,7 +782,7 @@ fn linear_fit(
     let (coefficients, intercept) = model.raw_coefficients().context("linear model")?;
 
     let started = Instant::now();
-    let evaluation = walk_forward(&params, &data, windows, window_rows)?;
+    let evaluation = walk_forward(&params, &data, windows, window_rows, DEFAULT_INTERVAL_LEVEL)?;
     let walk_forward_s = started.elapsed().as_secs_f64();
 
     // scikit-learn fits the very same log returns the Rust model derives from the closes.
@@ -1137,6 +1139,7 @@ fn predict_train_plan(force: bool) -> Result<TrainPlan> {
         features: FeatureSelection::Price,
         eval_windows: 4,
         eval_window_rows: 168,
+        interval_level: DEFAULT_INTERVAL_LEVEL,
         registry: RegistryArgs::local(),
         force_promote: force,
         scope: SeriesScope::default(),

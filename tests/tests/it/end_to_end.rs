@@ -14,7 +14,11 @@ use pricecast_shared::champion::{RegisteredModel, metric};
 use pricecast_shared::domain::{Candle, Interval, Symbol};
 use pricecast_shared::features::{FeatureSpec, feature_rows, read_feature_frame};
 use pricecast_shared::lake::Lake;
-use pricecast_shared::registry::promotion::{TAG_CHAMPION_MAE, TAG_DECISION, TAG_NEW_MAE};
+use pricecast_shared::model::ModelKind;
+use pricecast_shared::registry::promotion::{
+    TAG_CHAMPION_MAE, TAG_CHAMPION_VERSION, TAG_DECISION, TAG_NAIVE_MAE, TAG_NAIVE_VERSION,
+    TAG_NEW_MAE, TAG_NEW_VERSION, TAG_WINNER,
+};
 use pricecast_shared::registry::{CHALLENGER, CHAMPION, ModelRegistry, RegistryArgs};
 use pricecast_tests::db::TestDb;
 use pricecast_tests::fake_binance::{FakeBinance, as_exchange_candle};
@@ -517,6 +521,37 @@ fn assert_forecast(
     );
 }
 
+/// The version the gate's tags say holds `champion` after the decision, checked against the
+/// numbers: the winner's MAE is the lowest of those scored (the naive forecast wins ties, then
+/// the champion).
+fn champion_after_gate(tags: &BTreeMap<String, String>) -> u64 {
+    let number = |key: &str| tags[key].parse::<f64>().ok();
+    let version = |key: &str| tags[key].parse::<u64>().ok();
+    let new_mae = number(TAG_NEW_MAE).expect("the new version's MAE");
+    let naive_mae = number(TAG_NAIVE_MAE).expect("the naive forecast's MAE");
+    let champion_mae = number(TAG_CHAMPION_MAE);
+    let best_other = champion_mae.map_or(naive_mae, |c| c.min(naive_mae));
+    match (tags[TAG_DECISION].as_str(), tags[TAG_WINNER].as_str()) {
+        ("first_champion" | "promoted", "new") => {
+            assert!(new_mae < best_other, "{tags:?}");
+            version(TAG_NEW_VERSION).expect("new version")
+        }
+        ("kept_challenger", "champion") => {
+            let champion_mae = champion_mae.expect("the champion's MAE");
+            assert!(champion_mae <= new_mae, "{tags:?}");
+            version(TAG_CHAMPION_VERSION).expect("champion version")
+        }
+        ("naive_champion", "naive") => {
+            assert!(
+                naive_mae <= new_mae.min(champion_mae.unwrap_or(f64::INFINITY)),
+                "{tags:?}"
+            );
+            version(TAG_NAIVE_VERSION).expect("naive version")
+        }
+        other => panic!("unexpected decision {other:?}: {tags:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candles() {
     let deployment = Deployment::new().await;
@@ -544,22 +579,45 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
     assert_same_candles(&stored, &served);
     assert_lake_holds(&deployment.s3, &stored);
 
-    let (version, run_id) = deployment.alias(CHAMPION).await;
-    assert_eq!(version, 1, "the first model becomes champion");
-    deployment.finished_run(&run_id).await;
-    assert_eq!(deployment.alias(CHALLENGER).await.0, 1);
+    // The first model is champion only when it beats the naive forecast on the most recent
+    // window; else it stays challenger and a naive model, registered as version 2, is champion.
+    // Which one it is, the gate's tags on version 1 say, with the numbers it decided on.
     let registry = ModelRegistry::open(&deployment.registry_args(), &deployment.s3.args())
         .await
         .expect("open MLflow");
+    let first = registry
+        .get_version(&deployment.model_name(), 1)
+        .await
+        .expect("the first model is version 1");
+    let (version, run_id) = deployment.alias(CHAMPION).await;
+    assert_eq!(
+        version,
+        champion_after_gate(&first.tags),
+        "{:?}",
+        first.tags
+    );
+    deployment.finished_run(&run_id).await;
+    assert_eq!(deployment.alias(CHALLENGER).await.0, 1);
     let champion = RegisteredModel::load(&registry, &deployment.model_name(), CHAMPION)
         .await
         .expect("load the champion")
         .expect("a champion");
     assert_eq!(champion.version.version, version);
     assert_eq!(champion.version.run_id.0, run_id);
+    let naive_won = version == 2;
+    assert_eq!(
+        champion.model.params.kind == ModelKind::Naive,
+        naive_won,
+        "{:?}",
+        first.tags
+    );
     assert_eq!(
         champion.version.tags.get(TAG_DECISION).map(String::as_str),
-        Some("first_champion")
+        Some(if naive_won {
+            "naive_champion"
+        } else {
+            "first_champion"
+        })
     );
     let frame = newest_features(&deployment.s3, &stored, &champion.model.feature_names).await;
     assert_eq!(frame.rows, stored.len() - FEATURE_HISTORY);
@@ -596,16 +654,17 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
     assert_lake_holds(&deployment.s3, &stored);
 
     let name = deployment.model_name();
+    let newest = if naive_won { 3 } else { 2 };
     let new_version = registry
-        .get_version(&name, 2)
+        .get_version(&name, newest)
         .await
-        .expect("the second run registered version 2");
+        .expect("the second run registered the next version");
     deployment.finished_run(&new_version.run_id.0).await;
     let (champion_version, _) = deployment.alias(CHAMPION).await;
     let (challenger_version, _) = deployment.alias(CHALLENGER).await;
     assert_eq!(
-        challenger_version, 2,
-        "the newest version is the challenger"
+        challenger_version, newest,
+        "the newest trained version is the challenger"
     );
     let champion = RegisteredModel::load(&registry, &name, CHAMPION)
         .await
@@ -613,19 +672,15 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
         .expect("a champion");
     assert_eq!(champion.version.version, champion_version);
     // The gate's decision, recorded on the version, is what the aliases show.
-    let decision = new_version.tags.get(TAG_DECISION).map(String::as_str);
-    let new_mae: f64 = new_version.tags[TAG_NEW_MAE].parse().expect("new MAE");
-    let champion_mae: f64 = new_version.tags[TAG_CHAMPION_MAE]
-        .parse()
-        .expect("the first champion's MAE on the same window");
-    if champion_version == 2 {
-        assert_eq!(decision, Some("promoted"), "{:?}", new_version.tags);
-        assert!(new_mae < champion_mae, "{:?}", new_version.tags);
-    } else {
-        assert_eq!(champion_version, 1);
-        assert_eq!(decision, Some("kept_challenger"), "{:?}", new_version.tags);
-        assert!(new_mae >= champion_mae, "{:?}", new_version.tags);
-    }
+    assert_eq!(
+        champion_version,
+        champion_after_gate(&new_version.tags),
+        "{:?}",
+        new_version.tags
+    );
+    let versions_so_far = new_version.tags[TAG_NAIVE_VERSION]
+        .parse::<u64>()
+        .unwrap_or(newest);
     let frame = newest_features(&deployment.s3, &stored, &champion.model.feature_names).await;
 
     let prediction = api
@@ -644,7 +699,7 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
     assert_forecast(&prediction, &champion, &stored, &frame);
     let models = api
         .wait_for("/models", "the challenger is reported", |m| {
-            m["models"][0]["challenger"]["version"] == 2
+            m["models"][0]["challenger"]["version"] == newest
         })
         .await;
     assert_eq!(
@@ -662,7 +717,11 @@ async fn end_to_end_pipeline_serves_the_champion_forecast_and_follows_new_candle
         .job("pricecast-train", &["--force-promote"])
         .await;
     let (forced, run_id) = deployment.alias(CHAMPION).await;
-    assert_eq!(forced, 3, "--force-promote makes the new version champion");
+    assert_eq!(
+        forced,
+        versions_so_far + 1,
+        "--force-promote makes the new version champion"
+    );
     deployment.finished_run(&run_id).await;
     let champion = RegisteredModel::load(&registry, &name, CHAMPION)
         .await

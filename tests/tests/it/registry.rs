@@ -7,10 +7,12 @@ use std::path::PathBuf;
 
 use pricecast_shared::Error;
 use pricecast_shared::lake::{LakeArgs, LakeUrl};
-use pricecast_shared::registry::promotion::{TAG_CHAMPION_MAE, TAG_DECISION, TAG_NEW_MAE};
+use pricecast_shared::registry::promotion::{
+    TAG_CHAMPION_MAE, TAG_DECISION, TAG_NAIVE_MAE, TAG_NAIVE_VERSION, TAG_NEW_MAE, TAG_WINNER,
+};
 use pricecast_shared::registry::{
-    Bytes, CHALLENGER, CHAMPION, Decision, Metric, ModelRegistry, RegistryArgs, RunId, RunSearch,
-    RunStatus, tags,
+    Bytes, CHALLENGER, CHAMPION, Decision, GateScores, Metric, ModelRegistry, RegistryArgs, RunId,
+    RunSearch, RunStatus, Winner, tags,
 };
 use pricecast_tests::lake::TestS3;
 use serde_json::Value;
@@ -22,6 +24,22 @@ fn required(variable: &str) -> String {
     std::env::var(variable).unwrap_or_else(|_| {
         panic!("{variable} is not set: the registry tests need the MLflow servers that tests/run.sh starts; run tests/run.sh")
     })
+}
+
+/// The gate's numbers; the new version and the champion are not naive models.
+fn scores(new_mae: f64, champion_mae: Option<f64>, naive_mae: Option<f64>) -> GateScores {
+    GateScores {
+        new_mae,
+        new_is_naive: false,
+        champion_mae,
+        champion_is_naive: false,
+        naive_mae,
+    }
+}
+
+/// For decisions the naive forecast does not win: registers nothing.
+async fn no_naive_version() -> Result<u64, Error> {
+    panic!("the naive forecast did not win: no naive version is registered")
 }
 
 fn unique(prefix: &str) -> String {
@@ -189,7 +207,13 @@ async fn full_cycle(registry: &ModelRegistry) -> Cycle {
     assert_eq!(version.version, 1);
     assert_eq!(version.run_id, run);
     let decision = registry
-        .promote(&model, version.version, 123.25, None, false)
+        .promote(
+            &model,
+            version.version,
+            &scores(123.25, None, Some(130.0)),
+            false,
+            no_naive_version,
+        )
         .await
         .expect("promote");
     assert_eq!(decision.decision, Decision::FirstChampion);
@@ -316,7 +340,8 @@ async fn local_registry_full_cycle_on_s3() {
     assert_eq!(version.tags[TAG_DECISION], "first_champion");
 }
 
-/// no champion → champion; worse → challenger only; better → champion; forced → champion.
+/// no champion → champion; worse → challenger only; better → champion; forced → champion;
+/// beaten by the naive forecast → a naive version is registered and becomes champion.
 async fn promotion_gate(registry: &ModelRegistry) -> (String, RunId) {
     let cycle = full_cycle(registry).await; // version 1, champion with MAE 123.25
     let model = &cycle.model;
@@ -329,7 +354,13 @@ async fn promotion_gate(registry: &ModelRegistry) -> (String, RunId) {
     };
     let v2 = register().await;
     let worse = registry
-        .promote(model, v2, 130.0, Some(123.25), false)
+        .promote(
+            model,
+            v2,
+            &scores(130.0, Some(123.25), Some(140.0)),
+            false,
+            no_naive_version,
+        )
         .await
         .expect("worse");
     assert_eq!(worse.decision, Decision::Kept);
@@ -349,7 +380,13 @@ async fn promotion_gate(registry: &ModelRegistry) -> (String, RunId) {
 
     let v3 = register().await;
     let better = registry
-        .promote(model, v3, 99.5, Some(120.0), false)
+        .promote(
+            model,
+            v3,
+            &scores(99.5, Some(120.0), Some(140.0)),
+            false,
+            no_naive_version,
+        )
         .await
         .expect("better");
     assert_eq!(better.decision, Decision::Promoted);
@@ -358,12 +395,53 @@ async fn promotion_gate(registry: &ModelRegistry) -> (String, RunId) {
 
     let v4 = register().await;
     let forced = registry
-        .promote(model, v4, 500.0, Some(99.5), true)
+        .promote(
+            model,
+            v4,
+            &scores(500.0, Some(99.5), Some(140.0)),
+            true,
+            no_naive_version,
+        )
         .await
         .expect("forced");
     assert_eq!(forced.decision, Decision::Forced);
     assert_eq!(alias(CHAMPION).await, Some(v4));
     assert_eq!(alias(CHALLENGER).await, Some(v4));
+
+    // The forced champion and the new version both lose to the naive forecast: a naive version
+    // (here the same run registered again) is registered and takes `champion`.
+    let v5 = register().await;
+    let naive = registry
+        .promote(
+            model,
+            v5,
+            &scores(480.0, Some(500.0), Some(140.0)),
+            false,
+            async || Ok(register().await),
+        )
+        .await
+        .expect("naive");
+    assert_eq!(
+        (naive.decision, naive.winner),
+        (Decision::NaiveChampion, Winner::Naive)
+    );
+    let v6 = naive.naive_version.expect("a naive version");
+    assert_eq!(v6, v5 + 1);
+    assert_eq!(alias(CHAMPION).await, Some(v6));
+    assert_eq!(
+        alias(CHALLENGER).await,
+        Some(v5),
+        "the new version is the challenger"
+    );
+    for version in [v5, v6] {
+        let tagged = registry.get_version(model, version).await.expect("version");
+        assert_eq!(tagged.tags[TAG_DECISION], "naive_champion");
+        assert_eq!(tagged.tags[TAG_WINNER], "naive");
+        assert_eq!(tagged.tags[TAG_NEW_MAE], "480");
+        assert_eq!(tagged.tags[TAG_CHAMPION_MAE], "500");
+        assert_eq!(tagged.tags[TAG_NAIVE_MAE], "140");
+        assert_eq!(tagged.tags[TAG_NAIVE_VERSION], v6.to_string());
+    }
     (cycle.model, cycle.run)
 }
 
@@ -378,14 +456,16 @@ async fn promotion_gate_on_mlflow_read_back_by_mlflow() {
         Some(&model),
         &s3,
     );
-    assert_eq!(read["aliases"][CHAMPION], 4);
+    assert_eq!(read["aliases"][CHAMPION], 6);
     let versions = read["versions"].as_array().expect("versions");
-    assert_eq!(versions.len(), 4);
+    assert_eq!(versions.len(), 6);
     assert_eq!(versions[1]["tags"][TAG_DECISION], "kept_challenger");
     assert_eq!(versions[1]["tags"][TAG_NEW_MAE], "130");
     assert_eq!(versions[1]["tags"][TAG_CHAMPION_MAE], "123.25");
     assert_eq!(versions[2]["tags"][TAG_DECISION], "promoted");
     assert_eq!(versions[3]["tags"][TAG_DECISION], "forced");
+    assert_eq!(versions[5]["tags"][TAG_DECISION], "naive_champion");
+    assert_eq!(versions[5]["tags"][TAG_NAIVE_MAE], "140");
 }
 
 #[tokio::test]

@@ -19,7 +19,9 @@ use pricecast_shared::champion::{self, RegisteredModel};
 use pricecast_shared::domain::{Interval, Symbol};
 use pricecast_shared::features::{FeatureSpec, SEED_FEATURE_NAMES};
 use pricecast_shared::lake::{Lake, LakeArgs, LakeUrl};
-use pricecast_shared::model::{ANCHOR_FEATURE, LAST_CLOSE_INPUT, ModelKind, ModelParams};
+use pricecast_shared::model::{
+    ANCHOR_FEATURE, DEFAULT_INTERVAL_LEVEL, LAST_CLOSE_INPUT, ModelKind, ModelParams,
+};
 use pricecast_shared::registry::{
     CHAMPION, MlflowRegistry, ModelRegistry, RegistryArgs, RunId, tags,
 };
@@ -142,6 +144,7 @@ fn plan(
         features,
         eval_windows: EVAL_WINDOWS,
         eval_window_rows: EVAL_WINDOW_ROWS,
+        interval_level: DEFAULT_INTERVAL_LEVEL,
         registry,
         force_promote: true,
         scope: SeriesScope::default(),
@@ -246,6 +249,7 @@ async fn fail_a_run(ctx: &TrainContext, plan: &TrainPlan) -> pricecast_shared::E
         plan.params.clone(),
         EVAL_WINDOWS,
         EVAL_WINDOW_ROWS,
+        DEFAULT_INTERVAL_LEVEL,
     )
     .await
     .expect("fit");
@@ -538,4 +542,9 @@ async fn an_elastic_net_model_loads_with_pyfunc_and_predicts_as_pricecast() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_random_forest_loads_with_pyfunc_and_predicts_as_pricecast() {
     pyfunc_predicts_as_pricecast(ModelKind::RandomForest, "PRICECAST_TEST_MLFLOW_URI").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_naive_model_loads_with_pyfunc_and_predicts_the_last_close() {
+    pyfunc_predicts_as_pricecast(ModelKind::Naive, "PRICECAST_TEST_MLFLOW_S3_URI").await;
 }
