@@ -41,6 +41,8 @@ pub struct ForecastGauge {
     pub coverage: Option<f64>,
     /// Forecasts scored.
     pub scored: u64,
+    /// Seconds since the series' newest candle closed, when it has one.
+    pub newest_candle_age_s: Option<f64>,
 }
 
 /// The service's request metrics in a registry of their own (one per [`crate::AppState`]).
@@ -51,6 +53,7 @@ pub struct ApiMetrics {
     forecast_skill: GaugeVec,
     forecast_coverage: GaugeVec,
     forecasts_scored: GaugeVec,
+    newest_candle_age: GaugeVec,
 }
 
 impl fmt::Debug for ApiMetrics {
@@ -100,6 +103,14 @@ impl ApiMetrics {
             "pricecast_forecasts_scored",
             "Forecasts of the ledger whose target closed in the last 30 days",
         );
+        let newest_candle_age = GaugeVec::new(
+            Opts::new(
+                "pricecast_newest_candle_age_seconds",
+                "Seconds since the newest stored candle of a served series closed",
+            ),
+            &FORECAST_LABELS[..2],
+        )
+        .expect("constant metric definition is valid");
         let registry = Registry::new();
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -107,6 +118,7 @@ impl ApiMetrics {
             Box::new(forecast_skill.clone()),
             Box::new(forecast_coverage.clone()),
             Box::new(forecasts_scored.clone()),
+            Box::new(newest_candle_age.clone()),
         ] {
             registry
                 .register(collector)
@@ -119,16 +131,23 @@ impl ApiMetrics {
             forecast_skill,
             forecast_coverage,
             forecasts_scored,
+            newest_candle_age,
         }
     }
 
     /// Replaces the forecast ledger's gauges with these scores (a series no longer served
-    /// disappears; an undefined skill or coverage is left out).
+    /// disappears; an undefined skill, coverage or age is left out).
     pub fn set_forecast_gauges(&self, gauges: &[ForecastGauge]) {
         self.forecast_skill.reset();
         self.forecast_coverage.reset();
         self.forecasts_scored.reset();
+        self.newest_candle_age.reset();
         for g in gauges {
+            if let Some(age) = g.newest_candle_age_s {
+                self.newest_candle_age
+                    .with_label_values(&[g.symbol.as_str(), g.interval.as_str()])
+                    .set(age);
+            }
             let horizon = g.horizon.to_string();
             let labels = [g.symbol.as_str(), g.interval.as_str(), horizon.as_str()];
             self.forecasts_scored
@@ -249,6 +268,7 @@ mod tests {
             skill: Some(-0.25),
             coverage: None,
             scored: 12,
+            newest_candle_age_s: Some(90.5),
         };
         metrics.set_forecast_gauges(std::slice::from_ref(&gauge));
         let text = metrics.render().expect("render");
@@ -265,6 +285,12 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("pricecast_forecast_coverage{"), "{text}");
+        assert!(
+            text.contains(
+                r#"pricecast_newest_candle_age_seconds{interval="1h",symbol="BTCUSDT"} 90.5"#
+            ),
+            "{text}"
+        );
         metrics.set_forecast_gauges(&[]);
         let text = metrics.render().expect("render");
         assert!(!text.contains("pricecast_forecasts_scored{"), "{text}");

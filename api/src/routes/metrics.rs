@@ -6,8 +6,9 @@ use super::app_state;
 use crate::error::ApiError;
 use crate::metrics::ForecastGauge;
 
-/// Request counters and durations, and the forecast ledger's live skill, coverage and scored
-/// forecasts per served series and horizon, in the Prometheus text format.
+/// Request counters and durations, the forecast ledger's live skill, coverage and scored
+/// forecasts per served series and horizon, and the age of each served series' newest candle,
+/// in the Prometheus text format.
 #[endpoint(
     tags("service"),
     responses((status_code = 200, description = "Prometheus text exposition format"))
@@ -27,6 +28,7 @@ pub async fn metrics(depot: &mut Depot, res: &mut Response) -> Result<(), ApiErr
                     skill: live.score.skill,
                     coverage: live.score.coverage,
                     scored: live.score.n,
+                    newest_candle_age_s: live.newest_candle_age_s,
                 })
                 .collect();
             state.metrics.set_forecast_gauges(&gauges);

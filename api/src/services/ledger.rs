@@ -131,6 +131,8 @@ pub struct LiveScore {
     pub horizon: u32,
     /// The last [`LIVE_SCORE_DAYS`] days' score.
     pub score: Score,
+    /// Seconds since the series' newest candle closed, when it has one.
+    pub newest_candle_age_s: Option<f64>,
 }
 
 /// Live scores computed when, for reuse within [`LIVE_SCORE_TTL`].
@@ -169,7 +171,7 @@ impl LedgerService {
             None => Ok(served),
             Some(h) if h == i64::from(served) => Ok(served),
             Some(h) => Err(ServiceError::Invalid(format!(
-                "horizon={h}: {symbol} {interval} is served at horizon {served} only (the horizons served: {served})"
+                "horizon={h}: {symbol} {interval} has no forecasts at that horizon; the horizons served: {served}"
             ))),
         }
     }
@@ -265,11 +267,21 @@ impl LedgerService {
             let card = self
                 .scorecard(symbol, *interval, horizon, LIVE_SCORE_DAYS)
                 .await?;
+            let newest_candle_age_s =
+                self.store
+                    .latest_candle(symbol, *interval)
+                    .await?
+                    .map(|newest| {
+                        let closed = newest.open_time
+                            + chrono::Duration::milliseconds(interval.duration_ms());
+                        (Utc::now() - closed).num_milliseconds() as f64 / 1000.0
+                    });
             scores.push(LiveScore {
                 symbol: symbol.clone(),
                 interval: *interval,
                 horizon,
                 score: card.overall,
+                newest_candle_age_s,
             });
         }
         let scores = Arc::new(scores);

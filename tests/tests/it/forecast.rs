@@ -420,6 +420,12 @@ async fn the_ledger_holds_what_predict_answered_out_of_sample_and_scores_it() {
             ),
             "{backend}"
         );
+        assert!(
+            metrics.text.contains(
+                "pricecast_newest_candle_age_seconds{interval=\"1h\",symbol=\"BTCUSDT\"}"
+            ),
+            "{backend}"
+        );
 
         // A day's window holds the day's targets: every one of them here.
         let day = app.get("/forecasts/scorecard?days=1").await;
