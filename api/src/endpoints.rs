@@ -2,7 +2,7 @@
 //! the router, `GET /` and the metrics' route labels.
 
 /// Every API route (path, description), as served, documented and listed by `GET /`.
-pub const ENDPOINTS: [(&str, &str); 11] = [
+pub const ENDPOINTS: [(&str, &str); 13] = [
     ("/", "This list of endpoints"),
     (
         "/price/latest",
@@ -29,6 +29,14 @@ pub const ENDPOINTS: [(&str, &str); 11] = [
         "Picture of recent closes with the forecast and its interval (?hours=48&symbol=&interval=)",
     ),
     (
+        "/forecasts",
+        "The forecast ledger: the champion's forecast for each closed candle after its training data, newest first, with the actual close once known, the error and whether it fell inside the interval (?symbol=&interval=&horizon=&start=&end=&limit=500)",
+    ),
+    (
+        "/forecasts/scorecard",
+        "How the ledger's forecasts did, per model version and overall: n, MAE, the baseline's MAE, skill, Diebold-Mariano p-value, interval coverage against the nominal level, mean interval width, pinball loss (?symbol=&interval=&horizon=&days=30)",
+    ),
+    (
         "/models",
         "Champion and challenger model of each served series: version, metrics, trained-on range, promotion decision",
     ),
@@ -44,8 +52,8 @@ pub const ENDPOINTS: [(&str, &str); 11] = [
 ];
 
 /// Paths of [`ENDPOINTS`].
-pub const ROUTES: [&str; 11] = {
-    let mut routes = [""; 11];
+pub const ROUTES: [&str; 13] = {
+    let mut routes = [""; 13];
     let mut i = 0;
     while i < ENDPOINTS.len() {
         routes[i] = ENDPOINTS[i].0;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use salvo::http::StatusCode;
 use salvo::prelude::*;
@@ -23,11 +23,37 @@ const DURATION_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// Labels of the forecast ledger's gauges.
+const FORECAST_LABELS: [&str; 3] = ["symbol", "interval", "horizon"];
+
+/// The live score of one series and horizon, as the gauges show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForecastGauge {
+    /// Trading pair.
+    pub symbol: String,
+    /// Kline interval.
+    pub interval: String,
+    /// Candles ahead.
+    pub horizon: u32,
+    /// `1 − MAE / baseline MAE` of the scored forecasts, when defined.
+    pub skill: Option<f64>,
+    /// Share of the scored forecasts inside their interval, when any had one.
+    pub coverage: Option<f64>,
+    /// Forecasts scored.
+    pub scored: u64,
+    /// Seconds since the series' newest candle closed, when it has one.
+    pub newest_candle_age_s: Option<f64>,
+}
+
 /// The service's request metrics in a registry of their own (one per [`crate::AppState`]).
 pub struct ApiMetrics {
     registry: Registry,
     requests: IntCounterVec,
     duration: HistogramVec,
+    forecast_skill: GaugeVec,
+    forecast_coverage: GaugeVec,
+    forecasts_scored: GaugeVec,
+    newest_candle_age: GaugeVec,
 }
 
 impl fmt::Debug for ApiMetrics {
@@ -61,17 +87,80 @@ impl ApiMetrics {
             &labels,
         )
         .expect("constant metric definition is valid");
+        let gauge = |name: &str, help: &str| {
+            GaugeVec::new(Opts::new(name, help), &FORECAST_LABELS)
+                .expect("constant metric definition is valid")
+        };
+        let forecast_skill = gauge(
+            "pricecast_forecast_skill",
+            "1 - MAE / baseline MAE of the ledger's scored forecasts over the last 30 days",
+        );
+        let forecast_coverage = gauge(
+            "pricecast_forecast_coverage",
+            "Share of the ledger's scored forecasts of the last 30 days inside their interval",
+        );
+        let forecasts_scored = gauge(
+            "pricecast_forecasts_scored",
+            "Forecasts of the ledger whose target closed in the last 30 days",
+        );
+        let newest_candle_age = GaugeVec::new(
+            Opts::new(
+                "pricecast_newest_candle_age_seconds",
+                "Seconds since the newest stored candle of a served series closed",
+            ),
+            &FORECAST_LABELS[..2],
+        )
+        .expect("constant metric definition is valid");
         let registry = Registry::new();
-        registry
-            .register(Box::new(requests.clone()))
-            .expect("metric registered once in a fresh registry");
-        registry
-            .register(Box::new(duration.clone()))
-            .expect("metric registered once in a fresh registry");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(forecast_skill.clone()),
+            Box::new(forecast_coverage.clone()),
+            Box::new(forecasts_scored.clone()),
+            Box::new(newest_candle_age.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric registered once in a fresh registry");
+        }
         Self {
             registry,
             requests,
             duration,
+            forecast_skill,
+            forecast_coverage,
+            forecasts_scored,
+            newest_candle_age,
+        }
+    }
+
+    /// Replaces the forecast ledger's gauges with these scores (a series no longer served
+    /// disappears; an undefined skill, coverage or age is left out).
+    pub fn set_forecast_gauges(&self, gauges: &[ForecastGauge]) {
+        self.forecast_skill.reset();
+        self.forecast_coverage.reset();
+        self.forecasts_scored.reset();
+        self.newest_candle_age.reset();
+        for g in gauges {
+            if let Some(age) = g.newest_candle_age_s {
+                self.newest_candle_age
+                    .with_label_values(&[g.symbol.as_str(), g.interval.as_str()])
+                    .set(age);
+            }
+            let horizon = g.horizon.to_string();
+            let labels = [g.symbol.as_str(), g.interval.as_str(), horizon.as_str()];
+            self.forecasts_scored
+                .with_label_values(&labels)
+                .set(g.scored as f64);
+            if let Some(skill) = g.skill {
+                self.forecast_skill.with_label_values(&labels).set(skill);
+            }
+            if let Some(coverage) = g.coverage {
+                self.forecast_coverage
+                    .with_label_values(&labels)
+                    .set(coverage);
+            }
         }
     }
 
@@ -167,6 +256,44 @@ mod tests {
         assert_eq!(route_label("/price/latest"), "/price/latest");
         assert_eq!(route_label("/docs/index.css"), "/docs");
         assert_eq!(route_label("/wp-admin/../etc"), "unmatched");
+    }
+
+    #[test]
+    fn forecast_gauges_are_rendered_and_replaced() {
+        let metrics = ApiMetrics::new();
+        let gauge = ForecastGauge {
+            symbol: "BTCUSDT".into(),
+            interval: "1h".into(),
+            horizon: 1,
+            skill: Some(-0.25),
+            coverage: None,
+            scored: 12,
+            newest_candle_age_s: Some(90.5),
+        };
+        metrics.set_forecast_gauges(std::slice::from_ref(&gauge));
+        let text = metrics.render().expect("render");
+        assert!(
+            text.contains(
+                r#"pricecast_forecast_skill{horizon="1",interval="1h",symbol="BTCUSDT"} -0.25"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"pricecast_forecasts_scored{horizon="1",interval="1h",symbol="BTCUSDT"} 12"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("pricecast_forecast_coverage{"), "{text}");
+        assert!(
+            text.contains(
+                r#"pricecast_newest_candle_age_seconds{interval="1h",symbol="BTCUSDT"} 90.5"#
+            ),
+            "{text}"
+        );
+        metrics.set_forecast_gauges(&[]);
+        let text = metrics.render().expect("render");
+        assert!(!text.contains("pricecast_forecasts_scored{"), "{text}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use pricecast_shared::store::Store;
 
 use crate::metrics::ApiMetrics;
 use crate::served_models::ServedModels;
-use crate::services::{ForecastService, PriceService, SeriesService};
+use crate::services::{ForecastService, LedgerService, PriceService, SeriesService};
 
 /// Default for [`AppState::cache_ttl`]: candles close at most once a second, and a collect run
 /// is minutes apart, so a second of caching costs no freshness that matters.
@@ -34,14 +34,18 @@ pub struct AppState {
     pub prices: PriceService,
     /// Forecasts from the served champion models.
     pub forecasts: ForecastService,
+    /// The forecast ledger and its scorecard.
+    pub ledger: LedgerService,
 }
 
 impl AppState {
     /// State over a store (which should be connected with `AccessMode::ReadOnly`).
     pub fn new(store: Store) -> Self {
         let series = SeriesService::new(store.clone());
+        let forecasts = ForecastService::new(series.clone(), Arc::new(ServedModels::none()));
         Self {
-            forecasts: ForecastService::new(series.clone(), Arc::new(ServedModels::none())),
+            ledger: LedgerService::new(store.clone(), forecasts.clone()),
+            forecasts,
             prices: PriceService::new(series.clone()),
             series,
             store,
@@ -56,6 +60,7 @@ impl AppState {
     #[must_use]
     pub fn with_models(mut self, models: Arc<ServedModels>) -> Self {
         self.forecasts = self.forecasts.with_models(models);
+        self.ledger = LedgerService::new(self.store.clone(), self.forecasts.clone());
         self
     }
 
@@ -64,6 +69,7 @@ impl AppState {
     #[must_use]
     pub fn with_max_stale_candles(mut self, max: Option<u32>) -> Self {
         self.forecasts = self.forecasts.with_max_stale_candles(max);
+        self.ledger = LedgerService::new(self.store.clone(), self.forecasts.clone());
         self
     }
 

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod demo;
 pub mod export;
 pub mod features;
+pub mod forecast;
 pub mod schedule;
 pub mod status;
 pub mod sync;

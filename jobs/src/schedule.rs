@@ -1,4 +1,4 @@
-//! `pricecast schedule`: every job (collect, export, features, train, sync) on its own cron
+//! `pricecast schedule`: every job (collect, export, features, train, forecast, sync) on its own cron
 //! schedule in one process, for deployments without Kubernetes. Each job keeps its lock and
 //! `job_runs` record, never overlaps itself, and a failed run is logged and tried again on its
 //! next tick without stopping the others.
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::collect::{self, CollectContext, CollectPlan};
 use crate::export::{self, ExportContext, ExportPlan, ExportRange};
 use crate::features::{self, FeaturesContext, FeaturesPlan, TargetArgs};
+use crate::forecast::{self, ForecastContext, ForecastPlan};
 use crate::sync::{self, ModelRunsSource, SyncContext, SyncMode, SyncPlan, SyncTables};
 use crate::train::{self, TrainContext, TrainOptions, TrainPlan};
 
@@ -82,6 +83,14 @@ pub struct ScheduleArgs {
         default_value = "40 2 * * *"
     )]
     pub train_cron: CronSchedule,
+    /// When forecast runs: half a minute after collect, so that the minute's candles are in.
+    #[arg(
+        long,
+        env = "FORECAST_CRON",
+        value_name = "FORECAST_CRON",
+        default_value = "30 */5 * * * *"
+    )]
+    pub forecast_cron: CronSchedule,
     /// When sync runs.
     #[arg(
         long,
@@ -114,6 +123,11 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
     };
     let train_ctx = TrainContext {
         lake: lake.clone(),
+        registry: registry.clone(),
+        cancel: cancel.clone(),
+    };
+    let forecast_ctx = ForecastContext {
+        store: store.clone(),
         registry: registry.clone(),
         cancel: cancel.clone(),
     };
@@ -168,6 +182,20 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
             async move { train::run(&ctx, &plan).await }
         }
     });
+    let forecast_runs = scheduled(
+        forecast::JOB,
+        shard,
+        &args.forecast_cron,
+        &cancel,
+        &store,
+        {
+            let plan = plans.forecast.clone();
+            move || {
+                let (ctx, plan) = (forecast_ctx.clone(), plan.clone());
+                async move { forecast::run(&ctx, &plan).await }
+            }
+        },
+    );
     let sync_runs = async {
         match sync {
             Some(ctx) => {
@@ -196,6 +224,7 @@ pub async fn execute(args: ScheduleArgs) -> Result<()> {
         export_runs,
         features_runs,
         train_runs,
+        forecast_runs,
         sync_runs
     )?;
     Ok(())
@@ -208,6 +237,7 @@ struct Plans {
     export: ExportPlan,
     features: FeaturesPlan,
     train: TrainPlan,
+    forecast: ForecastPlan,
     sync: SyncPlan,
 }
 
@@ -239,6 +269,7 @@ impl Plans {
                 scope: scope.clone(),
             },
             train: TrainPlan::new(series, &args.registry, &args.train)?,
+            forecast: ForecastPlan::new(series, &args.registry)?,
             sync: SyncPlan {
                 symbols: series.symbol_names(),
                 intervals: series.intervals.clone(),

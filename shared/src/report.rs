@@ -209,6 +209,8 @@ pub enum Work {
     SyncSeries(SyncSeriesWork),
     /// Model runs and their metrics mirrored into the warehouse.
     SyncModelRuns(SyncModelRunsWork),
+    /// The champion's forecasts written to the forecast ledger.
+    Forecast(ForecastWork),
 }
 
 impl Work {
@@ -220,6 +222,7 @@ impl Work {
             Self::Train(w) => w.rows,
             Self::SyncSeries(w) => w.rows,
             Self::SyncModelRuns(w) => w.runs + w.metrics,
+            Self::Forecast(w) => w.written,
         }
     }
 }
@@ -237,6 +240,14 @@ impl Work {
     pub fn as_lake(&self) -> Option<&LakeWork> {
         match self {
             Self::Export(work) | Self::Features(work) => Some(work),
+            _ => None,
+        }
+    }
+
+    /// The forecast job's counts, when this is a forecast item.
+    pub fn as_forecast(&self) -> Option<&ForecastWork> {
+        match self {
+            Self::Forecast(work) => Some(work),
             _ => None,
         }
     }
@@ -259,6 +270,7 @@ impl fmt::Display for Work {
             Self::Train(w) => w.fmt(f),
             Self::SyncSeries(w) => w.fmt(f),
             Self::SyncModelRuns(w) => w.fmt(f),
+            Self::Forecast(w) => w.fmt(f),
         }
     }
 }
@@ -455,6 +467,69 @@ impl fmt::Display for SyncModelRunsWork {
     }
 }
 
+/// The forecast job's counts for one series and horizon.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForecastWork {
+    /// The champion that forecast, `None` when the series has none yet (nothing is written).
+    pub model: Option<ForecastModel>,
+    /// Forecasts written to the ledger.
+    pub written: u64,
+    /// Candles since the watermark that the champion was trained on: skipped, never written.
+    pub skipped_in_sample: u64,
+    /// Candles after the training data without a feature row (a gap in their history).
+    pub skipped_without_features: u64,
+    /// Forecasts already in the ledger (a re-run over the same candles).
+    pub already_written: u64,
+    /// The newest candle forecast from, after the run.
+    pub watermark: Option<DateTime<Utc>>,
+}
+
+/// The model version behind a run's forecasts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForecastModel {
+    /// Registered model name.
+    pub name: String,
+    /// Version.
+    pub version: u64,
+    /// Candles ahead it forecasts.
+    pub horizon: u32,
+    /// Open time of the newest candle it was trained on.
+    pub trained_to: Option<DateTime<Utc>>,
+}
+
+impl fmt::Display for ForecastWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(model) = &self.model else {
+            return f.write_str("no champion yet, nothing forecast");
+        };
+        write!(
+            f,
+            "horizon {}: {} forecasts written by {} v{}, {} in-sample candles skipped",
+            model.horizon, self.written, model.name, model.version, self.skipped_in_sample
+        )?;
+        if self.skipped_without_features > 0 {
+            write!(
+                f,
+                ", {} without enough history",
+                self.skipped_without_features
+            )?;
+        }
+        if self.already_written > 0 {
+            write!(f, ", {} already in the ledger", self.already_written)?;
+        }
+        if let Some(watermark) = self.watermark {
+            write!(f, ", watermark {}", watermark.to_rfc3339())?;
+        }
+        Ok(())
+    }
+}
+
+impl From<ForecastWork> for Work {
+    fn from(work: ForecastWork) -> Self {
+        Self::Forecast(work)
+    }
+}
+
 impl From<CollectWork> for Work {
     fn from(work: CollectWork) -> Self {
         Self::Collect(work)
@@ -568,6 +643,39 @@ mod tests {
         assert_eq!(value["items"][0]["work"]["collect"]["written"], 7);
         assert_eq!(value["items"][0]["series"]["symbol"], "BTCUSDT");
         assert_eq!(value["items"][2]["series"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn forecast_items_say_what_was_written_and_skipped() {
+        let work = ForecastWork {
+            model: Some(ForecastModel {
+                name: "pricecast-BTCUSDT-1h".into(),
+                version: 2,
+                horizon: 1,
+                trained_to: "2025-04-01T00:00:00Z".parse().ok(),
+            }),
+            written: 24,
+            skipped_in_sample: 3,
+            skipped_without_features: 1,
+            already_written: 0,
+            watermark: "2025-04-28T14:00:00Z".parse().ok(),
+        };
+        let item = ItemReport::series(&btc(), Interval::H1, work.clone());
+        assert_eq!(
+            item.to_string(),
+            "BTCUSDT 1h: horizon 1: 24 forecasts written by pricecast-BTCUSDT-1h v2, 3 in-sample \
+             candles skipped, 1 without enough history, watermark 2025-04-28T14:00:00+00:00"
+        );
+        assert_eq!(item.work.as_ref().map(Work::rows), Some(24));
+        let json = serde_json::to_string(&item).expect("serialize");
+        let back: ItemReport = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, item);
+        let value: serde_json::Value = serde_json::from_str(&json).expect("value");
+        assert_eq!(value["work"]["forecast"]["skipped_in_sample"], 3);
+        assert_eq!(
+            ForecastWork::default().to_string(),
+            "no champion yet, nothing forecast"
+        );
     }
 
     #[test]

@@ -58,15 +58,27 @@ impl TrainedPipeline {
     /// database, exports them, builds the feature frame and trains the first model, which
     /// becomes champion.
     pub async fn btc_hourly() -> Self {
+        Self::btc_hourly_on(TestDb::sqlite().await, 0).await.0
+    }
+
+    /// The same pipeline on `db` (PostgreSQL or SQLite), with the newest `held_back` of the
+    /// [`PIPELINE_CANDLES`] candles kept out of the database, the lake and the training data:
+    /// returned, oldest first, for a test to collect one by one after the champion is trained.
+    pub async fn btc_hourly_on(db: TestDb, held_back: usize) -> (Self, Vec<Candle>) {
         pricecast_shared::telemetry::init_for_tests();
-        let db = TestDb::sqlite().await;
-        let candles = db.load_bundled("BTCUSDT", PIPELINE_CANDLES).await;
+        let symbol: Symbol = "BTCUSDT".parse().expect("symbol");
+        let all = pricecast_binance::replay::bundled_candles(&symbol).expect("bundled history");
+        let newest = &all[all.len() - PIPELINE_CANDLES..];
+        let (candles, held) = newest.split_at(PIPELINE_CANDLES - held_back);
+        for chunk in candles.chunks(1000) {
+            db.store.upsert_candles(chunk).await.expect("load candles");
+        }
+        let candles = candles.to_vec();
         let lake_tmp = tempfile::tempdir().expect("lake folder");
         let lake_dir = lake_tmp.path().join("lake");
         let lake = Lake::open(&LakeArgs::for_url(LakeUrl::Local(lake_dir.clone())))
             .await
             .expect("open the lake");
-        let symbol: Symbol = "BTCUSDT".parse().expect("symbol");
         let interval = Interval::H1;
         export_and_build_features(&db.store, &lake, &symbol, interval, FeatureSpec::default())
             .await
@@ -83,7 +95,7 @@ impl TrainedPipeline {
             _lake_tmp: lake_tmp,
         };
         pipeline.train(false).await;
-        pipeline
+        (pipeline, held.to_vec())
     }
 
     /// Trains a new version of the series' model (the default model type and price

@@ -49,7 +49,7 @@ pub struct JobRunBody {
     pub detail: Option<String>,
     /// What a finished run did, item by item: `{"items": [{"series": {"symbol", "interval"} |
     /// null, "work": {"<kind>": {…counts}}}]}`, kinds `collect`, `export`, `features`, `train`,
-    /// `sync_series`, `sync_model_runs` (see docs/JOBS.md).
+    /// `forecast`, `sync_series`, `sync_model_runs` (see docs/JOBS.md).
     pub report: Option<serde_json::Value>,
     /// Error message of a failed run.
     pub error: Option<String>,

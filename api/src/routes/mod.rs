@@ -2,6 +2,7 @@
 //! [`crate::endpoints`].
 
 pub mod chart;
+pub mod forecasts;
 pub mod health;
 pub mod index;
 pub mod jobs;
@@ -49,6 +50,11 @@ pub fn api_router(cache_ttl: Duration) -> Router {
     Router::new()
         .get(index::index)
         .push(price)
+        .push(
+            Router::with_path("forecasts")
+                .get(forecasts::list_forecasts)
+                .push(Router::with_path("scorecard").get(forecasts::scorecard)),
+        )
         .push(Router::with_path("models").get(models::list_models))
         .push(Router::with_path("jobs").get(jobs::job_runs))
         .push(Router::with_path("health").get(health::health))

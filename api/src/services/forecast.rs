@@ -258,8 +258,9 @@ fn model_ref(champion: &RegisteredModel) -> ModelRef {
     }
 }
 
-/// The forecast from a feature row.
-fn forecast(
+/// The champion's forecast from a feature row: what `/price/predict` answers, and what the
+/// forecast job writes to the ledger for each candle.
+pub fn forecast(
     champion: &RegisteredModel,
     symbol: &Symbol,
     interval: Interval,
@@ -314,7 +315,7 @@ fn forecast(
 }
 
 /// The features the champion takes, without targets.
-fn serving_spec(champion: &RegisteredModel) -> FeatureSpec {
+pub fn serving_spec(champion: &RegisteredModel) -> FeatureSpec {
     FeatureSpec {
         horizons: Vec::new(),
         features: champion.model.feature_names.clone(),

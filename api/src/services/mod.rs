@@ -7,13 +7,16 @@ pub mod forecast;
 pub mod forecast_cache;
 pub mod health;
 pub mod job_runs;
+pub mod ledger;
 pub mod prediction;
 pub mod prices;
+pub mod scorecard;
 pub mod series;
 pub mod what_if;
 
 pub use error::{ServiceError, ServiceResult};
 pub use forecast::{ForecastService, WhatIfInputs};
+pub use ledger::LedgerService;
 pub use prediction::{ModelRef, Prediction};
 pub use prices::PriceService;
 pub use series::SeriesService;

@@ -389,6 +389,45 @@ impl Store {
         }
     }
 
+    /// How many candles of a series opened in `(after, until]` (from the first when `after` is
+    /// `None`).
+    #[tracing::instrument(skip_all)]
+    pub async fn count_candles(
+        &self,
+        symbol: &Symbol,
+        interval: Interval,
+        after: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Result<u64> {
+        let count: i64 = match self {
+            Self::Postgres(pg) => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM candles WHERE symbol = $1 AND interval = $2 \
+                     AND ($3::timestamptz IS NULL OR open_time > $3) AND open_time <= $4",
+                )
+                .bind(symbol.as_str())
+                .bind(interval.as_str())
+                .bind(after)
+                .bind(until)
+                .fetch_one(pg.pool())
+                .await?
+            }
+            Self::Sqlite(lite) => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM candles WHERE symbol = ?1 AND interval = ?2 \
+                     AND (?3 IS NULL OR open_time > ?3) AND open_time <= ?4",
+                )
+                .bind(symbol.as_str())
+                .bind(interval.as_str())
+                .bind(after.map(|t| t.timestamp_millis()))
+                .bind(until.timestamp_millis())
+                .fetch_one(lite.pool())
+                .await?
+            }
+        };
+        Ok(count.max(0) as u64)
+    }
+
     /// Candles matching a query.
     #[tracing::instrument(skip_all, fields(symbol = %q.symbol, interval = %q.interval))]
     pub async fn candles(&self, q: &CandleQuery) -> Result<Vec<Candle>> {

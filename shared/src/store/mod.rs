@@ -5,6 +5,7 @@
 
 mod candles;
 mod columns;
+mod forecasts;
 mod gaps;
 mod job_runs;
 mod lake_candles;
@@ -16,6 +17,7 @@ mod watermarks;
 pub use candles::{
     CandleQuery, ChangeFilter, ChangedCandle, ChangedDay, SeriesSummary, StoredPrice,
 };
+pub use forecasts::{ForecastQuery, ForecastRecord, LedgerForecast};
 pub use gaps::Gap;
 pub use job_runs::{JobOutcome, JobRun, JobStatus};
 pub use locks::JobLock;

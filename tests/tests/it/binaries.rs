@@ -290,12 +290,14 @@ async fn schedule_runs_every_job_and_a_failing_one_does_not_stop_the_others() {
         .env("EXPORT_CRON", "* * * * * *")
         // No candles reach the lake, so every features run fails too, next to the exports.
         .env("FEATURES_CRON", "* * * * * *")
+        // No champion is trained: every forecast run succeeds with nothing to forecast.
+        .env("FORECAST_CRON", "* * * * * *")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start pricecast schedule");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (failed_collects, exports, failed_features) = loop {
+    let (failed_collects, exports, failed_features, forecasts) = loop {
         let runs = db.store.job_runs(None, 100).await.expect("runs");
         let count = |job: &str, status: JobStatus| {
             runs.iter()
@@ -305,8 +307,10 @@ async fn schedule_runs_every_job_and_a_failing_one_does_not_stop_the_others() {
         let failed = count("collect", JobStatus::Failed);
         let exported = count("export", JobStatus::Succeeded);
         let features = count("features", JobStatus::Failed);
-        if (failed >= 2 && exported >= 2 && features >= 2) || Instant::now() > deadline {
-            break (failed, exported, features);
+        let forecasts = count("forecast", JobStatus::Succeeded);
+        let enough = failed >= 2 && exported >= 2 && features >= 2 && forecasts >= 2;
+        if enough || Instant::now() > deadline {
+            break (failed, exported, features, forecasts);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -329,6 +333,10 @@ async fn schedule_runs_every_job_and_a_failing_one_does_not_stop_the_others() {
     assert!(
         failed_features >= 2,
         "features failed {failed_features} times: {stdout}"
+    );
+    assert!(
+        forecasts >= 2,
+        "forecast succeeded {forecasts} times: {stdout}"
     );
     assert_eq!(
         output.status.code(),

@@ -8,6 +8,7 @@ mod deploy;
 mod end_to_end;
 mod export;
 mod features;
+mod forecast;
 mod predict;
 mod registry;
 mod seed_contract;
