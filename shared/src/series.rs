@@ -57,7 +57,8 @@ impl SeriesScope {
         let Some(listed) = listed else {
             return Ok((names.to_vec(), None));
         };
-        let resolution = Resolution::resolve(selectors, excluded, listed, stored)?;
+        let resolution =
+            Resolution::resolve(selectors, excluded, listed, stored).map_err(Error::config)?;
         // Plain names keep the order they were given in; patterns add theirs sorted.
         let mut symbols: Vec<Symbol> = names
             .iter()

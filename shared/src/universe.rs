@@ -8,7 +8,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Symbol;
-use crate::error::{Error, Result};
 
 /// Status of a symbol Binance lists as trading.
 pub const TRADING: &str = "TRADING";
@@ -118,14 +117,14 @@ pub struct Resolution {
 impl Resolution {
     /// Resolves `selectors` less `excluded` against `listed` (the exchange's catalogue, or the
     /// stored series): patterns and `all` take the trading symbols that match; a name is kept
-    /// when listed as trading, skipped as delisted when it is not but `stored` has it, and an
-    /// error naming it (exit 2) otherwise.
+    /// when listed as trading, skipped as delisted when it is not but `stored` has it, and
+    /// otherwise refused with a message naming it (a configuration error: exit 2).
     pub fn resolve(
         selectors: &[SymbolSelector],
         excluded: &[SymbolSelector],
         listed: &[ListedSymbol],
         stored: &[Symbol],
-    ) -> Result<Self> {
+    ) -> Result<Self, String> {
         let trading: BTreeSet<&Symbol> = listed
             .iter()
             .filter(|l| l.status == TRADING)
@@ -161,11 +160,11 @@ impl Resolution {
             }
         }
         if !unknown.is_empty() {
-            return Err(Error::config(format!(
+            return Err(format!(
                 "PRICECAST_SYMBOLS: {} not listed as trading by the exchange and not stored: \
                  check the name, or leave it out",
                 unknown.join(", ")
-            )));
+            ));
         }
         let join = |list: &[SymbolSelector]| {
             list.iter()
@@ -233,7 +232,7 @@ mod tests {
         .collect()
     }
 
-    fn resolved(selectors: &str, excluded: &str, stored: &[&str]) -> Result<Resolution> {
+    fn resolved(selectors: &str, excluded: &str, stored: &[&str]) -> Result<Resolution, String> {
         let stored: Vec<Symbol> = stored.iter().map(|s| sym(s)).collect();
         Resolution::resolve(&sel(selectors), &sel(excluded), &listed(), &stored)
     }
@@ -282,9 +281,7 @@ mod tests {
 
     #[test]
     fn an_unlisted_name_is_an_error_unless_it_is_stored() {
-        let err = resolved("BTCUSDT,NOPEUSDT,LUNAUSDT", "", &[]).expect_err("unknown");
-        let message = err.to_string();
-        assert!(matches!(err, Error::Config(_)), "{message}");
+        let message = resolved("BTCUSDT,NOPEUSDT,LUNAUSDT", "", &[]).expect_err("unknown");
         assert!(
             message.contains("NOPEUSDT, LUNAUSDT (listed as BREAK)"),
             "{message}"

@@ -336,6 +336,20 @@ fn charge(state: &State, weight: u32) -> Result<u32, u64> {
     Ok(budget.used)
 }
 
+/// Binance's 429 for a spent weight budget, with `Retry-After` in seconds.
+fn over_budget(res: &mut Response, retry_after: u64) {
+    res.headers_mut().insert(
+        "retry-after",
+        retry_after.to_string().parse().expect("header value"),
+    );
+    binance_error(
+        res,
+        StatusCode::TOO_MANY_REQUESTS,
+        -1003,
+        "Too much request weight used.",
+    );
+}
+
 /// `GET /api/v3/exchangeInfo`: every served symbol as spot `TRADING`, plus the listed ones with
 /// their status, less the delisted, in Binance's shape.
 struct ExchangeInfo {
@@ -347,18 +361,7 @@ impl Handler for ExchangeInfo {
     async fn handle(&self, _: &mut Request, _: &mut Depot, res: &mut Response, _: &mut FlowCtrl) {
         let used = match charge(&self.state, EXCHANGE_INFO_WEIGHT) {
             Ok(used) => used,
-            Err(retry_after) => {
-                res.headers_mut().insert(
-                    "retry-after",
-                    retry_after.to_string().parse().expect("header value"),
-                );
-                return binance_error(
-                    res,
-                    StatusCode::TOO_MANY_REQUESTS,
-                    -1003,
-                    "Too much request weight used.",
-                );
-            }
+            Err(retry_after) => return over_budget(res, retry_after),
         };
         res.headers_mut().insert(
             "x-mbx-used-weight-1m",
@@ -417,18 +420,7 @@ impl Handler for Klines {
         }
         let weight = match charge(&self.state, KLINES_WEIGHT) {
             Ok(weight) => weight,
-            Err(retry_after) => {
-                res.headers_mut().insert(
-                    "retry-after",
-                    retry_after.to_string().parse().expect("header value"),
-                );
-                return binance_error(
-                    res,
-                    StatusCode::TOO_MANY_REQUESTS,
-                    -1003,
-                    "Too much request weight used.",
-                );
-            }
+            Err(retry_after) => return over_budget(res, retry_after),
         };
         res.headers_mut().insert(
             "x-mbx-used-weight-1m",
