@@ -220,6 +220,9 @@ pub enum Error {
         attempts: u32,
         /// The last failure seen.
         detail: String,
+        /// The HTTP client's error of the last attempt, when it was one (not an HTTP status).
+        #[source]
+        source: Option<reqwest::Error>,
     },
 
     /// The MLflow tracking server answered with an error that retrying will not fix.

@@ -96,8 +96,8 @@ impl ArtifactLocation {
 /// One failed attempt, before the retry decision.
 #[derive(Debug)]
 enum Failure {
-    /// Worth retrying.
-    Transient(String),
+    /// Worth retrying: what failed, and the HTTP client's error when it was one.
+    Transient(String, Option<reqwest::Error>),
     /// MLflow answered with an error.
     Api {
         status: u16,
@@ -642,7 +642,7 @@ impl MlflowRegistry {
             .base
             .join(API)
             .and_then(|api| api.join(endpoint))
-            .map_err(|e| Failure::Transient(format!("bad URL for {endpoint}: {e}")))?;
+            .map_err(|e| Failure::Transient(format!("bad URL for {endpoint}: {e}"), None))?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
@@ -681,7 +681,7 @@ impl MlflowRegistry {
                 .await
         })
         .retry(backoff)
-        .when(|f| matches!(f, Failure::Transient(_)))
+        .when(|f| matches!(f, Failure::Transient(..)))
         .notify(|f, delay| {
             tracing::warn!(
                 url = %redact_url(url.as_str()),
@@ -693,10 +693,10 @@ impl MlflowRegistry {
         })
         .await;
         result.map_err(|f| match f {
-            Failure::Transient(detail) => Failure::Transient(format!(
-                "{detail} (attempts: {})",
-                attempts.load(Ordering::Relaxed)
-            )),
+            Failure::Transient(detail, source) => Failure::Transient(
+                format!("{detail} (attempts: {})", attempts.load(Ordering::Relaxed)),
+                source,
+            ),
             api => api,
         })
     }
@@ -725,12 +725,12 @@ impl MlflowRegistry {
         let response = request
             .send()
             .await
-            .map_err(|e| Failure::Transient(crate::telemetry::error_chain(&e)))?;
+            .map_err(|e| Failure::Transient(request_failure(&e), Some(e)))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| Failure::Transient(format!("reading the answer failed: {e}")))?;
+            .map_err(|e| Failure::Transient("reading the answer failed".to_owned(), Some(e)))?;
         if status.is_success() {
             return Ok(bytes);
         }
@@ -738,11 +738,10 @@ impl MlflowRegistry {
             || status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::REQUEST_TIMEOUT
         {
-            return Err(Failure::Transient(format!(
-                "HTTP {}: {}",
-                status.as_u16(),
-                body_excerpt(&bytes)
-            )));
+            return Err(Failure::Transient(
+                format!("HTTP {}: {}", status.as_u16(), body_excerpt(&bytes)),
+                None,
+            ));
         }
         let error: ApiError = serde_json::from_slice(&bytes).unwrap_or_default();
         Err(Failure::Api {
@@ -759,13 +758,14 @@ impl MlflowRegistry {
     /// Turns a final failure into the library's error.
     fn error(&self, endpoint: &str, failure: Failure) -> Error {
         match failure {
-            Failure::Transient(detail) => {
+            Failure::Transient(detail, source) => {
                 let attempts = self.max_retries + 1;
                 Error::MlflowUnreachable {
                     uri: self.location(),
                     endpoint: endpoint.to_owned(),
                     attempts,
                     detail,
+                    source,
                 }
             }
             Failure::Api {
@@ -779,6 +779,17 @@ impl MlflowRegistry {
                 message,
             },
         }
+    }
+}
+
+/// What kind of request failure `e` is; its own text follows in the error's chain.
+fn request_failure(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "the request timed out".to_owned()
+    } else if e.is_connect() {
+        "the connection failed".to_owned()
+    } else {
+        "the request failed".to_owned()
     }
 }
 

@@ -498,6 +498,17 @@ async fn an_unreachable_mlflow_names_the_setting() {
     assert!(text.contains("MLFLOW_TRACKING_URI"), "{text}");
     assert!(text.contains(&port.to_string()), "{text}");
     assert!(!text.contains("hunter2") && !format!("{registry:?}").contains("hunter2"));
+    // The HTTP client's error is the source, not folded into the message.
+    let source = std::error::Error::source(&err).expect("the connection error as the source");
+    assert!(
+        source
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_connect),
+        "{source:?}"
+    );
+    assert!(text.contains("the connection failed"), "{text}");
+    let chain = pricecast_shared::telemetry::error_chain(&err);
+    assert!(!chain.contains("hunter2"), "{chain}");
 }
 
 #[tokio::test]
