@@ -339,7 +339,7 @@ fn field_len(len: usize) -> i32 {
 }
 
 /// Appends `value` as a binary `NUMERIC`: base-10000 digits with the decimal point on a digit
-/// boundary, trailing zero digits left out, and `dscale` set to the decimal's scale.
+/// boundary, trailing zero digits left out, and `dscale` set to the decimal's scale (zero's 0).
 pub fn encode_numeric(value: Decimal, out: &mut BytesMut) {
     let scale = value.scale();
     // rust_decimal's mantissa is at most 96 bits and its scale at most 28, so the point is
@@ -370,7 +370,8 @@ pub fn encode_numeric(value: Decimal, out: &mut BytesMut) {
     out.put_u16(significant.len() as u16);
     out.put_i16(weight as i16);
     out.put_u16(sign);
-    out.put_u16(scale as u16);
+    // Zero goes without a scale, as sqlx sends it, so both write paths store the same text.
+    out.put_u16(if count == 0 { 0 } else { scale as u16 });
     for &digit in significant.iter().rev() {
         out.put_i16(digit);
     }
@@ -533,9 +534,9 @@ mod tests {
 
     #[test]
     fn decimals_encode_as_postgres_sends_them() {
+        assert_eq!(encoded("0.00000000"), numeric("0"), "zero as sqlx sends it");
         for text in [
             "0",
-            "0.00000000",
             "0.00000001",
             "-0.00000001",
             "1",
