@@ -34,6 +34,11 @@ pub const DEFAULT_LOOKBACK_CANDLES: i64 = 1000;
 pub const ARCHIVE_MIN_CANDLES: u64 = 10 * MAX_KLINES_PER_REQUEST as u64;
 /// Pages fetched ahead of the writer: enough to hide request latency, small enough for memory.
 const PAGES_IN_FLIGHT: usize = 4;
+/// Most REST pages written in one bulk load: the page received and all those queued behind
+/// it. Pages queue up only during a long backfill, where one COPY and one upsert beat a
+/// statement per page; a lone page (the incremental run every minute) keeps the plain upsert,
+/// which skips the staging table.
+const PAGES_PER_BULK_WRITE: usize = PAGES_IN_FLIGHT + 1;
 
 /// Flags and variables of `pricecast-collect`.
 #[derive(clap::Args, Clone, Debug)]
@@ -333,18 +338,40 @@ pub async fn collect_series(
 
     let mut outcome = Ok(());
     while let Some(page) = pages_rx.recv().await {
-        let candles = match page {
+        let mut candles = match page {
             Ok(candles) => candles,
             Err(e) => {
                 outcome = Err(e);
                 break;
             }
         };
-        // A page already received is written whole; cancellation is honoured between pages.
-        report.pages += 1;
+        // Pages already waiting (a long backfill) are written together, through the bulk path.
+        let mut pages = 1;
+        while pages < PAGES_PER_BULK_WRITE {
+            match pages_rx.try_recv() {
+                Ok(Ok(more)) => {
+                    candles.extend(more);
+                    pages += 1;
+                }
+                Ok(Err(e)) => {
+                    outcome = Err(e);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        // Pages already received are written whole; cancellation is honoured between writes.
+        report.pages += pages as u64;
         report.fetched += candles.len() as u64;
-        report.written += ctx.store.upsert_candles(&candles).await?;
+        report.written += if pages > 1 {
+            ctx.store.upsert_candles_bulk(&candles).await?
+        } else {
+            ctx.store.upsert_candles(&candles).await?
+        };
         progress.inc(candles.len() as u64);
+        if outcome.is_err() {
+            break;
+        }
         if ctx.cancel.is_cancelled() {
             outcome = Err(Error::Cancelled);
             break;
@@ -372,8 +399,8 @@ pub async fn collect_series(
 
 /// Backfills from the bulk archive: the months from the one holding `start_ms` up to, not
 /// including, the current one (the newest complete month may not be published yet), oldest
-/// first; each month's candles from `start_ms` on are upserted in pages of 1000, one
-/// transaction each. Stops at the first month the archive has no file for. Returns where the
+/// first; each month's candles from `start_ms` on are bulk-loaded in one transaction, so a
+/// month is stored whole or not at all; cancellation is honoured between months. Stops at the first month the archive has no file for. Returns where the
 /// REST API should continue: the start of the month after the last one taken, or `start_ms`.
 pub async fn archive_backfill(
     ctx: &CollectContext,
@@ -404,15 +431,10 @@ pub async fn archive_backfill(
             break;
         };
         let from = candles.partition_point(|c| c.open_time.timestamp_millis() < cursor);
-        for page in candles[from..].chunks(MAX_KLINES_PER_REQUEST) {
-            report.fetched += page.len() as u64;
-            report.written += ctx.store.upsert_candles(page).await?;
-            progress.inc(page.len() as u64);
-            // A page already written is whole; cancellation is honoured between pages.
-            if ctx.cancel.is_cancelled() {
-                return Err(Error::Cancelled);
-            }
-        }
+        let month_candles = &candles[from..];
+        report.fetched += month_candles.len() as u64;
+        report.written += ctx.store.upsert_candles_bulk(month_candles).await?;
+        progress.inc(month_candles.len() as u64);
         report.archive_months += 1;
         month = month.next();
         cursor = cursor.max(month.start_ms());

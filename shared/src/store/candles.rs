@@ -14,6 +14,7 @@ use super::columns::{
     PgDecimal, PgTime, SqliteDecimal, SqliteTime, StoredDecimal, StoredTime, millis,
     optional_decimal,
 };
+use super::pg_binary::CopyWriter;
 use crate::domain::{Candle, Interval, PricePoint, Symbol};
 use crate::error::{Error, Result};
 
@@ -353,6 +354,23 @@ impl Store {
                 tx.commit().await?;
                 Ok(changed)
             }
+        }
+    }
+
+    /// Like [`Store::upsert_candles`], for long backfills: on PostgreSQL the batch goes through
+    /// a binary `COPY` into a staging table dropped at commit, then one upsert from staging into
+    /// `candles` (same rules, same count); all in one transaction, so the batch is stored whole
+    /// or not at all. SQLite keeps its batched inserts.
+    #[tracing::instrument(skip_all, fields(rows = candles.len()))]
+    pub async fn upsert_candles_bulk(&self, candles: &[Candle]) -> Result<u64> {
+        match self {
+            Self::Postgres(pg) if !candles.is_empty() => {
+                let mut tx = pg.pool().begin().await?;
+                let changed = pg_copy_upsert(&mut tx, candles).await?;
+                tx.commit().await?;
+                Ok(changed)
+            }
+            _ => self.upsert_candles(candles).await,
         }
     }
 
@@ -728,6 +746,77 @@ async fn pg_upsert_series(
     .bind(optional(|c| c.taker_buy_quote))
     .bind(series.iter().map(|c| c.close_time).collect::<Vec<_>>())
     .bind(series.iter().map(|c| c.source.as_str()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Bytes of COPY data buffered before they are sent: large enough to keep round trips few,
+/// small enough that a month of candles is never held twice in memory.
+const COPY_CHUNK_BYTES: usize = 1 << 20;
+/// Fields of a staging row: every `candles` column but `ingested_at`.
+const STAGING_FIELDS: i16 = 14;
+
+/// Copies `candles` into a staging table (binary COPY) and upserts them from there into
+/// `candles` in one statement; returns rows inserted or changed, as [`pg_upsert_series`].
+async fn pg_copy_upsert(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    candles: &[Candle],
+) -> Result<u64> {
+    sqlx::query(
+        "CREATE TEMP TABLE candles_staging (LIKE candles INCLUDING DEFAULTS) ON COMMIT DROP",
+    )
+    .execute(&mut **tx)
+    .await?;
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY candles_staging (symbol, interval, open_time, open, high, low, close, volume, \
+                 quote_volume, trades, taker_buy_base, taker_buy_quote, close_time, source) \
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let mut rows = CopyWriter::new();
+    for c in candles {
+        rows.row(STAGING_FIELDS);
+        rows.text(c.symbol.as_str());
+        rows.text(c.interval.as_str());
+        rows.timestamptz(c.open_time);
+        rows.numeric(c.open);
+        rows.numeric(c.high);
+        rows.numeric(c.low);
+        rows.numeric(c.close);
+        rows.numeric(c.volume);
+        rows.optional_numeric(c.quote_volume);
+        rows.int8(c.trades);
+        rows.optional_numeric(c.taker_buy_base);
+        rows.optional_numeric(c.taker_buy_quote);
+        rows.timestamptz(c.close_time);
+        rows.text(c.source.as_str());
+        if rows.buffered() >= COPY_CHUNK_BYTES {
+            copy.send(rows.take()).await?;
+        }
+    }
+    copy.send(rows.finish()).await?;
+    copy.finish().await?;
+    let result = sqlx::query(
+        "INSERT INTO candles (symbol, interval, open_time, open, high, low, close, volume, \
+             quote_volume, trades, taker_buy_base, taker_buy_quote, close_time, source) \
+         SELECT symbol, interval, open_time, open, high, low, close, volume, quote_volume, \
+             trades, taker_buy_base, taker_buy_quote, close_time, source FROM candles_staging \
+         ON CONFLICT (symbol, interval, open_time) DO UPDATE SET \
+             open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, \
+             close = EXCLUDED.close, volume = EXCLUDED.volume, \
+             quote_volume = EXCLUDED.quote_volume, trades = EXCLUDED.trades, \
+             taker_buy_base = EXCLUDED.taker_buy_base, taker_buy_quote = EXCLUDED.taker_buy_quote, \
+             close_time = EXCLUDED.close_time, source = EXCLUDED.source, ingested_at = now() \
+         WHERE (candles.open::text, candles.high::text, candles.low::text, candles.close::text, \
+                candles.volume::text, candles.quote_volume::text, candles.trades, \
+                candles.taker_buy_base::text, candles.taker_buy_quote::text) \
+           IS DISTINCT FROM \
+               (EXCLUDED.open::text, EXCLUDED.high::text, EXCLUDED.low::text, EXCLUDED.close::text, \
+                EXCLUDED.volume::text, EXCLUDED.quote_volume::text, EXCLUDED.trades, \
+                EXCLUDED.taker_buy_base::text, EXCLUDED.taker_buy_quote::text)",
+    )
     .execute(&mut **tx)
     .await?;
     Ok(result.rows_affected())

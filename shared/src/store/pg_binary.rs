@@ -1,6 +1,7 @@
 //! PostgreSQL's binary formats read straight into the lake's integers, without sqlx rows,
 //! `rust_decimal` or chrono in between (the export decodes millions of values): rows of a
-//! `COPY … TO STDOUT (FORMAT binary)`, `NUMERIC` and `TIMESTAMPTZ`.
+//! `COPY … TO STDOUT (FORMAT binary)`, `NUMERIC` and `TIMESTAMPTZ`. And the other way, rows
+//! of a `COPY … FROM STDIN (FORMAT binary)` written by [`CopyWriter`] for bulk loads.
 //!
 //! A binary `NUMERIC` is `ndigits: u16, weight: i16, sign: u16, dscale: u16` followed by
 //! `ndigits` base-10000 digits (`i16`), most significant first; the value is
@@ -10,7 +11,9 @@
 
 use std::fmt::Write as _;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 
 use crate::candle_row::{DECIMAL_PRECISION, DECIMAL_SCALE};
 
@@ -240,6 +243,140 @@ pub fn numeric_to_string(bytes: &[u8]) -> String {
     }
 }
 
+/// Writes the rows of a binary `COPY … FROM STDIN`: the header first, then one row at a time
+/// (a field count, then each field), then the trailer.
+#[derive(Debug)]
+pub struct CopyWriter {
+    buf: BytesMut,
+}
+
+impl Default for CopyWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CopyWriter {
+    /// A COPY with its header (no flags, no header extension) and no rows yet.
+    pub fn new() -> Self {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        buf.put_slice(COPY_SIGNATURE);
+        buf.put_i32(0);
+        buf.put_i32(0);
+        Self { buf }
+    }
+
+    /// Starts a row of `fields` fields; exactly that many field writes must follow.
+    pub fn row(&mut self, fields: i16) {
+        self.buf.put_i16(fields);
+    }
+
+    /// A NULL field.
+    pub fn null(&mut self) {
+        self.buf.put_i32(-1);
+    }
+
+    /// A `TEXT` field.
+    pub fn text(&mut self, value: &str) {
+        self.buf.put_i32(field_len(value.len()));
+        self.buf.put_slice(value.as_bytes());
+    }
+
+    /// An `INT8` field, or NULL.
+    pub fn int8(&mut self, value: Option<i64>) {
+        match value {
+            Some(v) => {
+                self.buf.put_i32(8);
+                self.buf.put_i64(v);
+            }
+            None => self.null(),
+        }
+    }
+
+    /// A `TIMESTAMPTZ` field: microseconds since 2000-01-01 UTC.
+    pub fn timestamptz(&mut self, value: DateTime<Utc>) {
+        self.buf.put_i32(8);
+        self.buf.put_i64(value.timestamp_micros() - PG_EPOCH_MICROS);
+    }
+
+    /// A `NUMERIC` field keeping the decimal's scale, so PostgreSQL prints the same text.
+    pub fn numeric(&mut self, value: Decimal) {
+        let start = self.buf.len();
+        self.buf.put_i32(0);
+        encode_numeric(value, &mut self.buf);
+        let len = field_len(self.buf.len() - start - 4);
+        self.buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    }
+
+    /// A `NUMERIC` field, or NULL.
+    pub fn optional_numeric(&mut self, value: Option<Decimal>) {
+        match value {
+            Some(v) => self.numeric(v),
+            None => self.null(),
+        }
+    }
+
+    /// Bytes written so far and not yet taken.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Takes the bytes written so far, to send them while more rows are written.
+    pub fn take(&mut self) -> BytesMut {
+        self.buf.split()
+    }
+
+    /// Writes the trailer and takes the remaining bytes.
+    pub fn finish(mut self) -> BytesMut {
+        self.buf.put_i16(COPY_TRAILER);
+        self.buf
+    }
+}
+
+/// A field's length as the COPY's `i32` (fields here are far below 2 GiB).
+fn field_len(len: usize) -> i32 {
+    i32::try_from(len).unwrap_or(i32::MAX)
+}
+
+/// Appends `value` as a binary `NUMERIC`: base-10000 digits with the decimal point on a digit
+/// boundary, trailing zero digits left out, and `dscale` set to the decimal's scale (zero's 0).
+pub fn encode_numeric(value: Decimal, out: &mut BytesMut) {
+    let scale = value.scale();
+    // rust_decimal's mantissa is at most 96 bits and its scale at most 28, so the point is
+    // moved to a base-10000 boundary (×10³ at most) without overflowing a u128.
+    let pad = (4 - scale % 4) % 4;
+    let mut mantissa = value.mantissa().unsigned_abs() * 10u128.pow(pad);
+    let fraction_digits = ((scale + pad) / 4) as i32;
+    // At most 30 decimal digits: 8 base-10000 digits, least significant first.
+    let mut digits = [0i16; 8];
+    let mut count = 0;
+    while mantissa > 0 {
+        digits[count] = (mantissa % 10_000) as i16;
+        mantissa /= 10_000;
+        count += 1;
+    }
+    let weight = if count == 0 {
+        0
+    } else {
+        count as i32 - fraction_digits - 1
+    };
+    let trailing_zeros = digits[..count].iter().take_while(|&&d| d == 0).count();
+    let significant = &digits[trailing_zeros..count];
+    let sign = if value.is_sign_negative() && count > 0 {
+        SIGN_NEGATIVE
+    } else {
+        SIGN_POSITIVE
+    };
+    out.put_u16(significant.len() as u16);
+    out.put_i16(weight as i16);
+    out.put_u16(sign);
+    // Zero goes without a scale, as sqlx sends it, so both write paths store the same text.
+    out.put_u16(if count == 0 { 0 } else { scale as u16 });
+    for &digit in significant.iter().rev() {
+        out.put_i16(digit);
+    }
+}
+
 /// A binary `TIMESTAMPTZ` (µs since 2000-01-01 UTC) as ms since the Unix epoch, rounded down
 /// like chrono's `timestamp_millis`; `None` when it is not 8 bytes or out of range (±infinity).
 pub fn timestamptz_to_millis(bytes: &[u8]) -> Option<i64> {
@@ -387,6 +524,77 @@ mod tests {
             assert_eq!(numeric_to_string(&numeric(text)), text);
         }
         assert_eq!(numeric_to_string(&numeric("39610.14000000")), "39610.14");
+    }
+
+    fn encoded(text: &str) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        encode_numeric(text.parse().expect("decimal"), &mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn decimals_encode_as_postgres_sends_them() {
+        assert_eq!(encoded("0.00000000"), numeric("0"), "zero as sqlx sends it");
+        for text in [
+            "0",
+            "0.00000001",
+            "-0.00000001",
+            "1",
+            "10000",
+            "39610.14000000",
+            "12345678.12345678",
+            "0.0001",
+            "0.001",
+            "1.23456789",
+            "100000000",
+            "79228162514264337593543950335",
+            "7.9228162514264337593543950335",
+            "0.0000000000000000000000000001",
+        ] {
+            assert_eq!(encoded(text), numeric(text), "{text}");
+            assert_eq!(
+                numeric_to_string(&encoded(text)),
+                numeric_to_string(&numeric(text)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn written_copies_read_back_field_by_field() {
+        let mut writer = CopyWriter::new();
+        writer.row(3);
+        writer.text("BTCUSDT");
+        writer.optional_numeric(None);
+        writer.numeric("0.01000000".parse().expect("decimal"));
+        let mut first = writer.take().to_vec();
+        writer.row(3);
+        writer.text("");
+        writer.int8(Some(-7));
+        writer.timestamptz(DateTime::<Utc>::from_timestamp_millis(946_684_800_001).expect("time"));
+        first.extend_from_slice(&writer.finish());
+        let mut reader = CopyRows::<3>::default();
+        reader.push(&first);
+        let mut rows = Vec::new();
+        while let Some(row) = reader
+            .next_row(|fields| Ok::<_, CopyError>(fields.map(|f| f.map(<[u8]>::to_vec))))
+            .expect("row")
+        {
+            rows.push(row);
+        }
+        reader.finish().expect("trailer");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][0].as_deref(), Some(&b"BTCUSDT"[..]));
+        assert_eq!(rows[0][1], None);
+        assert_eq!(
+            numeric_to_string(rows[0][2].as_deref().expect("numeric")),
+            "0.01"
+        );
+        assert_eq!(rows[1][1].as_deref(), Some(&(-7i64).to_be_bytes()[..]));
+        assert_eq!(
+            timestamptz_to_millis(rows[1][2].as_deref().expect("time")),
+            Some(946_684_800_001)
+        );
     }
 
     /// A binary COPY of rows of two fields.

@@ -3,6 +3,7 @@
 mod api;
 mod binaries;
 mod collect;
+mod copy_backfill;
 mod demo;
 mod deploy;
 mod end_to_end;
