@@ -123,12 +123,7 @@ impl ApiArgs {
         if let Ok(Some(universe)) = self.series.scope().map(|scope| scope.universe) {
             symbols.retain(|s| !universe.excluded.iter().any(|e| e.matches(s.as_str())));
             for symbol in stored {
-                let selected = universe
-                    .selectors
-                    .iter()
-                    .any(|s| s.matches(symbol.as_str()))
-                    && !universe.excluded.iter().any(|e| e.matches(symbol.as_str()));
-                if selected && !symbols.contains(symbol) {
+                if universe.selects(symbol.as_str()) && !symbols.contains(symbol) {
                     symbols.push(symbol.clone());
                 }
             }

@@ -19,7 +19,7 @@ use pricecast_shared::report::{CollectWork, GapCounts, JobReport, Work};
 use pricecast_shared::series::{SeriesScope, run_series};
 use pricecast_shared::settings::{DatabaseArgs, RunArgs, SeriesArgs};
 use pricecast_shared::store::{Gap, Store};
-use pricecast_shared::universe::Resolution;
+use pricecast_shared::universe::{Resolution, TRADING};
 use pricecast_shared::{Error, Result};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -203,13 +203,23 @@ async fn resolve_symbols(
     plan: &CollectPlan,
 ) -> Result<(Vec<Symbol>, Option<Resolution>)> {
     let listed = ctx.source.listed_symbols().await?;
-    let stored = ctx.store.stored_symbols().await?;
-    let (symbols, resolution) = plan.scope.resolve(&plan.symbols, Some(&listed), &stored)?;
-    if let Some(resolution) = resolution.as_ref().filter(|r| !r.delisted.is_empty()) {
+    // The database is asked only about names the exchange does not list as trading.
+    let unlisted = plan.symbols.iter().any(|name| {
+        !listed
+            .iter()
+            .any(|l| &l.symbol == name && l.status == TRADING)
+    });
+    let stored = if unlisted {
+        ctx.store.stored_symbols().await?
+    } else {
+        Vec::new()
+    };
+    let (symbols, resolution) = plan.scope.resolve(&plan.symbols, &listed, &stored)?;
+    if !resolution.delisted.is_empty() {
         let names: Vec<&str> = resolution.delisted.iter().map(Symbol::as_str).collect();
         tracing::warn!(delisted = %names.join(","), "no longer listed by the exchange; skipped");
     }
-    Ok((symbols, resolution))
+    Ok((symbols, Some(resolution)))
 }
 
 /// Collects one series, then checks or repairs its gaps as the plan says.

@@ -88,7 +88,8 @@ pub async fn symbols_for_run(
     }
     let stored = stored.await?;
     let listed = stored_as_listed(&stored);
-    scope.resolve(names, Some(&listed), &stored)
+    let (symbols, resolution) = scope.resolve(names, &listed, &stored)?;
+    Ok((symbols, Some(resolution)))
 }
 
 /// Logs a failure once and maps it to the exit code a CronJob understands:

@@ -145,11 +145,7 @@ impl SyncPlan {
                     .iter()
                     .map(move |&interval| (symbol, interval))
             })
-            .filter(|(symbol, interval)| {
-                self.scope
-                    .shard
-                    .is_none_or(|shard| shard.owns(symbol, *interval))
-            })
+            .filter(|(symbol, interval)| self.scope.owns(symbol, *interval))
     }
 
     /// The plan the flags describe.

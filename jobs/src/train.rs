@@ -328,7 +328,7 @@ pub async fn run(ctx: &TrainContext, plan: &TrainPlan) -> Result<JobReport> {
     .await?;
     let mut series: Vec<(Symbol, Interval)> = training_order(&symbols, &plan.intervals)
         .into_iter()
-        .filter(|(symbol, interval)| plan.scope.shard.is_none_or(|s| s.owns(symbol, *interval)))
+        .filter(|(symbol, interval)| plan.scope.owns(symbol, *interval))
         .collect();
     let seed_last = series
         .last()

@@ -37,15 +37,15 @@ pub struct Universe {
 }
 
 impl SeriesScope {
-    /// The symbols a run works on, and how they were resolved: the patterns of the universe
-    /// against `listed` when there are patterns (or `validate` asks to check plain names too),
-    /// else the plan's `names` as they are.
+    /// The symbols a run works on, and how they were resolved: the universe's selectors (or the
+    /// plan's `names`, when there are no patterns) resolved against `listed`, with `stored` for
+    /// names the catalogue no longer lists.
     pub fn resolve(
         &self,
         names: &[Symbol],
-        listed: Option<&[ListedSymbol]>,
+        listed: &[ListedSymbol],
         stored: &[Symbol],
-    ) -> Result<(Vec<Symbol>, Option<Resolution>)> {
+    ) -> Result<(Vec<Symbol>, Resolution)> {
         let selectors: Vec<SymbolSelector>;
         let (selectors, excluded) = match &self.universe {
             Some(universe) => (&universe.selectors[..], &universe.excluded[..]),
@@ -53,9 +53,6 @@ impl SeriesScope {
                 selectors = names.iter().cloned().map(SymbolSelector::Name).collect();
                 (&selectors[..], &[][..])
             }
-        };
-        let Some(listed) = listed else {
-            return Ok((names.to_vec(), None));
         };
         let resolution =
             Resolution::resolve(selectors, excluded, listed, stored).map_err(Error::config)?;
@@ -77,7 +74,30 @@ impl SeriesScope {
             delisted = resolution.delisted.len(),
             "symbols resolved"
         );
-        Ok((symbols, Some(resolution)))
+        Ok((symbols, resolution))
+    }
+
+    /// Whether this scope's shard (every series, when unsharded) works on the series.
+    pub fn owns(&self, symbol: &Symbol, interval: Interval) -> bool {
+        self.shard.is_none_or(|shard| shard.owns(symbol, interval))
+    }
+
+    /// The series of `symbols` × `intervals` in this scope's shard.
+    pub fn series(&self, symbols: &[Symbol], intervals: &[Interval]) -> Vec<(Symbol, Interval)> {
+        shard_series(symbols, intervals, self.shard)
+    }
+
+    /// The concurrency, or `default` when none was set.
+    pub fn concurrency_or(&self, default: usize) -> usize {
+        self.concurrency.unwrap_or(default).max(1)
+    }
+}
+
+impl Universe {
+    /// Whether `symbol` is selected and not excluded.
+    pub fn selects(&self, symbol: &str) -> bool {
+        self.selectors.iter().any(|s| s.matches(symbol))
+            && !self.excluded.iter().any(|e| e.matches(symbol))
     }
 }
 
@@ -91,18 +111,6 @@ pub fn stored_as_listed(stored: &[Symbol]) -> Vec<ListedSymbol> {
             status: TRADING.to_owned(),
         })
         .collect()
-}
-
-impl SeriesScope {
-    /// The series of `symbols` × `intervals` in this scope's shard.
-    pub fn series(&self, symbols: &[Symbol], intervals: &[Interval]) -> Vec<(Symbol, Interval)> {
-        shard_series(symbols, intervals, self.shard)
-    }
-
-    /// The concurrency, or `default` when none was set.
-    pub fn concurrency_or(&self, default: usize) -> usize {
-        self.concurrency.unwrap_or(default).max(1)
-    }
 }
 
 /// The machine's cores: the default concurrency of CPU-bound jobs.
@@ -170,6 +178,25 @@ impl SeriesRun {
         self.cancelled |= later.cancelled;
     }
 
+    /// Records what one series gave: its work, its failure (logged once, here), or a shutdown.
+    pub fn record(&mut self, symbol: Symbol, interval: Interval, result: Result<Work>) {
+        match result {
+            Ok(work) => self
+                .report
+                .push(ItemReport::series(&symbol, interval, work)),
+            Err(Error::Cancelled) => self.cancelled = true,
+            Err(error) => {
+                tracing::error!(%symbol, %interval, error.message = %error_chain(&error), "series failed; the others go on");
+                self.report
+                    .push(ItemReport::failed(&symbol, interval, error_chain(&error)));
+                self.failures.push(SeriesFailure {
+                    series: SeriesKey { symbol, interval },
+                    error: Box::new(error),
+                });
+            }
+        }
+    }
+
     /// The run's result, as [`run_series`] describes it.
     pub fn finish(mut self) -> Result<JobReport> {
         if self.cancelled {
@@ -220,19 +247,7 @@ where
         ..SeriesRun::default()
     };
     for (symbol, interval, result) in results {
-        match result {
-            Ok(work) => run.report.push(ItemReport::series(&symbol, interval, work)),
-            Err(Error::Cancelled) => run.cancelled = true,
-            Err(error) => {
-                tracing::error!(%symbol, %interval, error.message = %error_chain(&error), "series failed; the others go on");
-                run.report
-                    .push(ItemReport::failed(&symbol, interval, error_chain(&error)));
-                run.failures.push(SeriesFailure {
-                    series: SeriesKey { symbol, interval },
-                    error: Box::new(error),
-                });
-            }
-        }
+        run.record(symbol, interval, result);
     }
     run
 }

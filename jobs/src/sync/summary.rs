@@ -2,9 +2,9 @@
 //! the model runs.
 
 use pricecast_shared::domain::{Interval, Symbol};
-use pricecast_shared::error::{Error, Result, SeriesFailure, error_chain};
+use pricecast_shared::error::{Error, Result};
 use pricecast_shared::report::{
-    ItemReport, JobReport, SeriesKey, SyncModelRunsWork, SyncSeriesWork, SyncedRows, Work,
+    ItemReport, JobReport, SyncModelRunsWork, SyncSeriesWork, SyncedRows, Work,
 };
 use pricecast_shared::series::SeriesRun;
 
@@ -50,17 +50,21 @@ impl RunSummary {
         table: &str,
     ) {
         self.run.total += 1;
-        self.run.report.push(ItemReport::series(
-            symbol,
-            interval,
-            SyncSeriesWork {
-                table: table.to_owned(),
-                target: self.target.clone(),
-                unit,
-                rows: report.rows,
-                watermark: report.watermark,
-            },
-        ));
+        let work = self.work(report, unit, table);
+        self.run
+            .report
+            .push(ItemReport::series(symbol, interval, work));
+    }
+
+    /// One series' rows of `table`, as the report keeps them.
+    fn work(&self, report: &SeriesReport, unit: SyncedRows, table: &str) -> Work {
+        Work::SyncSeries(SyncSeriesWork {
+            table: table.to_owned(),
+            target: self.target.clone(),
+            unit,
+            rows: report.rows,
+            watermark: report.watermark,
+        })
     }
 
     /// Adds what syncing one series gave: its rows, or its failure (the other series go on).
@@ -72,23 +76,11 @@ impl RunSummary {
         unit: SyncedRows,
         table: &str,
     ) -> Result<()> {
-        match result {
-            Ok(report) => self.add_series((symbol, interval), &report, unit, table),
-            Err(Error::Cancelled) => return Err(Error::Cancelled),
-            Err(error) => {
-                tracing::error!(%symbol, %interval, table, error.message = %error_chain(&error), "series failed; the others go on");
-                self.run.total += 1;
-                self.run
-                    .report
-                    .push(ItemReport::failed(symbol, interval, error_chain(&error)));
-                self.run.failures.push(SeriesFailure {
-                    series: SeriesKey {
-                        symbol: symbol.clone(),
-                        interval,
-                    },
-                    error: Box::new(error),
-                });
-            }
+        let work = result.map(|report| self.work(&report, unit, table));
+        self.run.total += 1;
+        self.run.record(symbol.clone(), interval, work);
+        if self.run.cancelled {
+            return Err(Error::Cancelled);
         }
         Ok(())
     }

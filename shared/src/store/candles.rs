@@ -519,27 +519,29 @@ impl Store {
         Ok(candles.into_iter().next())
     }
 
+    /// The symbols with candles stored, sorted: one index probe per symbol (a loose scan of
+    /// the primary key's leading column), not a pass over every candle.
+    #[tracing::instrument(skip_all)]
+    pub async fn stored_symbols(&self) -> Result<Vec<Symbol>> {
+        const SQL: &str = "WITH RECURSIVE stored(symbol) AS ( \
+                 SELECT MIN(symbol) FROM candles \
+                 UNION ALL \
+                 SELECT (SELECT MIN(symbol) FROM candles WHERE symbol > stored.symbol) \
+                 FROM stored WHERE stored.symbol IS NOT NULL) \
+             SELECT symbol FROM stored WHERE symbol IS NOT NULL";
+        let names: Vec<(String,)> = match self {
+            Self::Postgres(pg) => sqlx::query_as(SQL).fetch_all(pg.pool()).await?,
+            Self::Sqlite(lite) => sqlx::query_as(SQL).fetch_all(lite.pool()).await?,
+        };
+        Ok(names
+            .into_iter()
+            .filter_map(|(name,)| name.parse().ok())
+            .collect())
+    }
+
     /// Every stored series with its size and time range.
     #[tracing::instrument(skip_all)]
     pub async fn series(&self) -> Result<Vec<SeriesSummary>> {
-        self.series_summaries().await
-    }
-
-    /// The symbols with candles stored, sorted.
-    pub async fn stored_symbols(&self) -> Result<Vec<Symbol>> {
-        let mut symbols: Vec<Symbol> = self
-            .series_summaries()
-            .await?
-            .into_iter()
-            .filter_map(|s| s.symbol.parse().ok())
-            .collect();
-        symbols.sort();
-        symbols.dedup();
-        Ok(symbols)
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn series_summaries(&self) -> Result<Vec<SeriesSummary>> {
         const SQL: &str = "SELECT symbol, interval, COUNT(*) AS candles, MIN(open_time) AS first, \
              MAX(open_time) AS last FROM candles GROUP BY symbol, interval ORDER BY symbol, interval";
         match self {

@@ -83,6 +83,15 @@ async fn a_failing_series_is_reported_and_the_others_are_collected() {
             );
         }
         assert_eq!(stored_candles(&db.store, "NOPEUSDT").await, 0);
+        let stored: Vec<String> = db
+            .store
+            .stored_symbols()
+            .await
+            .expect("stored symbols")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(stored, ["AAAUSDT", "CCCUSDT"], "{}", db.store.backend());
 
         // The run is failed, names the series, and keeps the report of all three.
         let runs = db.store.job_runs(Some("collect"), 1).await.expect("runs");
